@@ -1,0 +1,269 @@
+package fs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pkg/xattr"
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// BrickFormat is the version of the on-disk brick layout (docs/formats.md).
+const BrickFormat = 1
+
+// BrickInfo is the content of .replfs/brick.json.
+type BrickInfo struct {
+	Format int    `json:"format"`
+	ID     string `json:"id"`
+	// Xattr is "trusted" or "user": the namespace of replfs's xattrs.
+	Xattr   string    `json:"xattr"`
+	Created time.Time `json:"created"`
+}
+
+// Brick is an opened, locked brick.
+type Brick struct {
+	Path string
+	Info BrickInfo
+	// GFIDXattr and XtimeXattr are the xattr names in use on this brick.
+	GFIDXattr  string
+	XtimeXattr string
+	// Unclean is set when the previous mount of this brick did not shut
+	// down cleanly (or the brick is new): its gfid index must be
+	// reconciled before use.
+	Unclean bool
+
+	lock *os.File
+}
+
+// Paths inside a brick.
+func (b *Brick) StateDir() string   { return filepath.Join(b.Path, gfid.StateDir) }
+func (b *Brick) JournalDir() string { return filepath.Join(b.Path, gfid.StateDir, "journal") }
+func (b *Brick) IndexDir() string   { return filepath.Join(b.Path, gfid.IndexDir) }
+func (b *Brick) RunDir() string     { return filepath.Join(b.Path, gfid.StateDir, "run") }
+func (b *Brick) LogDir() string     { return filepath.Join(b.Path, gfid.StateDir, "log") }
+func (b *Brick) dirtyMarker() string {
+	return filepath.Join(b.Path, gfid.StateDir, "run", "dirty")
+}
+
+// ErrBrickBusy is returned when another replfs holds the brick.
+var ErrBrickBusy = errors.New("brick is already mounted by another replfs")
+
+// CheckBrick validates a brick path without changing anything.
+func CheckBrick(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("brick %s: %w", path, err)
+	}
+	st, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("brick %s does not exist", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("brick %s: %w", path, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("brick %s is not a directory", path)
+	}
+	if fi, err := os.Lstat(filepath.Join(abs, gfid.StateDir)); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("brick %s: %s exists and is not a directory", path, gfid.StateDir)
+	}
+	if b, err := os.ReadFile(filepath.Join(abs, gfid.StateDir, "brick.json")); err == nil {
+		var info BrickInfo
+		if err := json.Unmarshal(b, &info); err != nil {
+			return "", fmt.Errorf("brick %s: corrupt %s/brick.json: %v", path, gfid.StateDir, err)
+		}
+		if info.Format != BrickFormat {
+			return "", fmt.Errorf("brick %s: unsupported brick format %d (this replfs reads %d)", path, info.Format, BrickFormat)
+		}
+	}
+	return abs, nil
+}
+
+// LockHolder returns the pid recorded by the replfs that holds the brick,
+// or 0 when nobody holds it.
+func LockHolder(brick string) int {
+	f, err := os.Open(filepath.Join(brick, gfid.StateDir, "run", "lock"))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return 0
+	}
+	b := make([]byte, 32)
+	n, _ := f.Read(b)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if pid == 0 {
+		pid = -1
+	}
+	return pid
+}
+
+// OpenBrick creates the .replfs layout if needed, takes the brick lock
+// (waiting up to wait for a previous daemon that is still shutting down)
+// and reads brick.json.
+func OpenBrick(path string, wait time.Duration) (*Brick, error) {
+	abs, err := CheckBrick(path)
+	if err != nil {
+		return nil, err
+	}
+	b := &Brick{Path: abs}
+	for _, d := range []string{b.StateDir(), b.RunDir(), b.IndexDir(), b.JournalDir(), b.LogDir(),
+		filepath.Join(b.StateDir(), "state")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("brick %s: create %s: %w", path, d, err)
+		}
+	}
+	if err := b.takeLock(wait); err != nil {
+		return nil, err
+	}
+	if err := b.loadInfo(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if _, err := os.Stat(b.dirtyMarker()); err == nil {
+		b.Unclean = true
+	}
+	return b, nil
+}
+
+func (b *Brick) takeLock(wait time.Duration) error {
+	f, err := os.OpenFile(filepath.Join(b.RunDir(), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("brick %s: lock: %w", b.Path, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != unix.EWOULDBLOCK || time.Now().After(deadline) {
+			f.Close()
+			if err == unix.EWOULDBLOCK {
+				pid := LockHolder(b.Path)
+				return fmt.Errorf("%w: %s (pid %d)", ErrBrickBusy, b.Path, pid)
+			}
+			return fmt.Errorf("brick %s: lock: %w", b.Path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	b.lock = f
+	return nil
+}
+
+func (b *Brick) loadInfo() error {
+	p := filepath.Join(b.StateDir(), "brick.json")
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		b.Info = BrickInfo{Format: BrickFormat, ID: gfid.New().String(), Xattr: probeNamespace(b.Path), Created: time.Now().UTC()}
+		// A new brick must have its pre-existing content indexed.
+		if err := os.WriteFile(b.dirtyMarker(), nil, 0o600); err != nil {
+			return fmt.Errorf("brick %s: %w", b.Path, err)
+		}
+		if err := writeFileAtomic(p, mustJSON(b.Info)); err != nil {
+			return fmt.Errorf("brick %s: write brick.json: %w", b.Path, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("brick %s: %w", b.Path, err)
+	} else if err := json.Unmarshal(data, &b.Info); err != nil {
+		return fmt.Errorf("brick %s: corrupt brick.json: %v", b.Path, err)
+	}
+	switch b.Info.Xattr {
+	case "trusted":
+		b.GFIDXattr, b.XtimeXattr = gfid.XattrTrusted, gfid.XtimeTrusted
+	case "user":
+		b.GFIDXattr, b.XtimeXattr = gfid.XattrUser, gfid.XtimeUser
+	default:
+		return fmt.Errorf("brick %s: brick.json names unknown xattr namespace %q", b.Path, b.Info.Xattr)
+	}
+	return nil
+}
+
+// probeNamespace picks trusted.* when this process may set it on the brick.
+func probeNamespace(brick string) string {
+	const probe = "trusted.replfs.probe"
+	if err := xattr.LSet(brick, probe, []byte{1}); err == nil {
+		xattr.LRemove(brick, probe)
+		return "trusted"
+	}
+	return "user"
+}
+
+// MarkRunning records that a mount is live; a crash leaves the marker
+// behind so that the next mount reconciles the index.
+func (b *Brick) MarkRunning() error {
+	return os.WriteFile(b.dirtyMarker(), nil, 0o600)
+}
+
+// MarkClean removes the marker after a clean shutdown.
+func (b *Brick) MarkClean() error {
+	err := os.Remove(b.dirtyMarker())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Close releases the brick lock.
+func (b *Brick) Close() error {
+	if b.lock == nil {
+		return nil
+	}
+	b.lock.Truncate(0)
+	err := b.lock.Close()
+	b.lock = nil
+	return err
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+// writeFileAtomic writes a file so that a crash leaves the old or the new
+// content, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+var _ = syscall.ENOENT

@@ -1,0 +1,181 @@
+package fs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// index maintains the gfid index of a brick (.replfs/gfid). All calls are
+// relative to an open descriptor of the index directory.
+type index struct {
+	brick string
+	fd    int
+	gfidX string
+}
+
+func openIndex(b *Brick) (*index, error) {
+	fd, err := unix.Open(b.IndexDir(), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open gfid index: %w", err)
+	}
+	return &index{brick: b.Path, fd: fd, gfidX: b.GFIDXattr}, nil
+}
+
+func (x *index) close() { unix.Close(x.fd) }
+
+// rel is g's path relative to the index directory: xx/yy/<gfid>.
+func rel(g gfid.GFID) string {
+	s := g.String()
+	return s[0:2] + "/" + s[2:4] + "/" + s
+}
+
+func (x *index) mkParents(g gfid.GFID) error {
+	s := g.String()
+	if err := unix.Mkdirat(x.fd, s[0:2], 0o700); err != nil && err != unix.EEXIST {
+		return err
+	}
+	if err := unix.Mkdirat(x.fd, s[0:2]+"/"+s[2:4], 0o700); err != nil && err != unix.EEXIST {
+		return err
+	}
+	return nil
+}
+
+// retryParents runs op, creating the xx/yy directories when it fails with
+// ENOENT: they are made lazily, so the common path costs no extra call.
+func (x *index) retryParents(g gfid.GFID, op func() error) error {
+	err := op()
+	if err == unix.ENOENT {
+		if err := x.mkParents(g); err != nil {
+			return err
+		}
+		err = op()
+	}
+	return err
+}
+
+// addLink adds the hard-link entry of a non-directory found at brick path p.
+func (x *index) addLink(g gfid.GFID, p string) error {
+	r := rel(g)
+	err := x.retryParents(g, func() error { return unix.Linkat(unix.AT_FDCWD, p, x.fd, r, 0) })
+	if err == unix.EEXIST {
+		return nil
+	}
+	return err
+}
+
+// setDir points a directory's entry at parent/name, replacing any old one
+// atomically.
+func (x *index) setDir(g, parent gfid.GFID, name string) error {
+	target := gfid.DirPointer(parent, name)
+	if g == gfid.Root {
+		target = gfid.RootPointer
+	}
+	r := rel(g)
+	err := x.retryParents(g, func() error { return unix.Symlinkat(target, x.fd, r) })
+	if err != unix.EEXIST {
+		return err
+	}
+	tmp := r + ".new"
+	unix.Unlinkat(x.fd, tmp, 0)
+	if err := unix.Symlinkat(target, x.fd, tmp); err != nil {
+		return err
+	}
+	return unix.Renameat(x.fd, tmp, x.fd, r)
+}
+
+// remove drops g's entry.
+func (x *index) remove(g gfid.GFID) error {
+	err := unix.Unlinkat(x.fd, rel(g), 0)
+	if err == unix.ENOENT {
+		return nil
+	}
+	return err
+}
+
+// dropIfLast removes a non-directory's entry when the index holds its only
+// remaining link, i.e. its last name in the brick is gone.
+func (x *index) dropIfLast(g gfid.GFID) error {
+	var st unix.Stat_t
+	r := rel(g)
+	if err := unix.Fstatat(x.fd, r, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return err
+	}
+	if st.Nlink <= 1 {
+		return x.remove(g)
+	}
+	return nil
+}
+
+// Resolve returns the brick path of g, relative to the brick root, by
+// following directory pointers (for directories) or by searching the
+// parent chain is not possible for files: for non-directories it returns
+// the index entry itself, which is a hard link to the file.
+func Resolve(brick string, g gfid.GFID) (string, error) {
+	p := filepath.Join(brick, g.IndexPath())
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode()&os.ModeSymlink == 0 || g == gfid.Root {
+		return p, nil
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	return real, nil
+}
+
+// DirPath returns a directory's path relative to the brick by walking its
+// chain of parent pointers (no kernel symlink-depth limit).
+func DirPath(brick string, g gfid.GFID) (string, error) {
+	var parts []string
+	for i := 0; g != gfid.Root; i++ {
+		if i > 4096 {
+			return "", errors.New("gfid index: pointer loop")
+		}
+		t, err := os.Readlink(filepath.Join(brick, g.IndexPath()))
+		if err != nil {
+			return "", err
+		}
+		// ../../xx/yy/<parent>/<name>
+		dir, name := filepath.Split(t)
+		pg, err := gfid.Parse(filepath.Base(filepath.Clean(dir)))
+		if err != nil {
+			return "", fmt.Errorf("gfid index: bad pointer %q for %s", t, g)
+		}
+		parts = append(parts, name)
+		g = pg
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return filepath.Join(parts...), nil
+}
+
+// xtime codec: 8-byte seconds and 4-byte nanoseconds, big endian.
+func encodeXtime(b *[12]byte, ns int64) {
+	binary.BigEndian.PutUint64(b[0:8], uint64(ns/1e9))
+	binary.BigEndian.PutUint32(b[8:12], uint32(ns%1e9))
+}
+
+// DecodeXtime reads an xtime xattr value as unix nanoseconds.
+func DecodeXtime(b []byte) (int64, error) {
+	if len(b) != 12 {
+		return 0, errors.New("xtime xattr has wrong length")
+	}
+	return int64(binary.BigEndian.Uint64(b[0:8]))*1e9 + int64(binary.BigEndian.Uint32(b[8:12])), nil
+}
+
+var _ = syscall.ENOENT

@@ -1,0 +1,331 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+
+	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/journal"
+)
+
+// Config describes one mount.
+type Config struct {
+	Brick      string
+	Mountpoint string
+
+	Rollover  time.Duration // journal segment window (default 1s)
+	Retention time.Duration // journal retention (default 24h)
+
+	// Kernel cache timeouts. Every change goes through the mount, so the
+	// kernel may cache entries and attributes; the brick must not be
+	// changed behind the mount's back.
+	EntryTimeout    time.Duration
+	AttrTimeout     time.Duration
+	NegativeTimeout time.Duration
+
+	AllowOther bool // let other users use the mount (permission checks by the kernel)
+	ReadOnly   bool
+	Debug      bool // log every FUSE request
+	FsName     string
+
+	Logger *zap.Logger
+}
+
+// DefaultTimeout is the default kernel entry/attribute cache timeout.
+const DefaultTimeout = 60 * time.Second
+
+// Server is a live replfs mount.
+type Server struct {
+	cfg    Config
+	brick  *Brick
+	fs     *replfs
+	server *fuse.Server
+	done   chan struct{}
+	closed bool
+}
+
+// CheckMountpoint validates a mountpoint without changing anything.
+func CheckMountpoint(mnt string) (string, error) {
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return "", fmt.Errorf("mountpoint %s: %w", mnt, err)
+	}
+	st, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("mountpoint %s does not exist", mnt)
+	}
+	if err != nil {
+		return "", fmt.Errorf("mountpoint %s: %w", mnt, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("mountpoint %s is not a directory", mnt)
+	}
+	if IsMountpoint(abs) {
+		return "", fmt.Errorf("mountpoint %s is already in use (something is mounted there)", mnt)
+	}
+	return abs, nil
+}
+
+// IsMountpoint reports whether something is mounted at abs, per
+// /proc/self/mountinfo.
+func IsMountpoint(abs string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == abs {
+			return true
+		}
+	}
+	return false
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Mount opens the brick and its journal and mounts it. Validation comes
+// first, so a bad mountpoint or brick changes nothing.
+func Mount(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	mnt, err := CheckMountpoint(cfg.Mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Mountpoint = mnt
+	brickPath, err := CheckBrick(cfg.Brick)
+	if err != nil {
+		return nil, err
+	}
+	if brickPath == mnt || strings.HasPrefix(mnt, brickPath+"/") || strings.HasPrefix(brickPath, mnt+"/") {
+		return nil, fmt.Errorf("brick %s and mountpoint %s must not contain each other", cfg.Brick, cfg.Mountpoint)
+	}
+	if h := LockHolder(brickPath); h != 0 {
+		// Fail fast with the holder's pid; OpenBrick still waits a
+		// little for a daemon that is just shutting down.
+		if IsMountedBrick(brickPath) {
+			return nil, fmt.Errorf("%w: %s (pid %d)", ErrBrickBusy, cfg.Brick, h)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(brickPath, gfid.StateDir, "journal")); err == nil {
+		// Validate an existing journal before touching anything.
+		if _, err := journal.Segments(filepath.Join(brickPath, gfid.StateDir, "journal")); err != nil {
+			return nil, fmt.Errorf("brick %s: %w", cfg.Brick, err)
+		}
+	}
+	b, err := OpenBrick(brickPath, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	s, err := mountBrick(cfg, b)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// IsMountedBrick reports whether a replfs mount of brick is live.
+func IsMountedBrick(brick string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		i := strings.Index(line, " - ")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(line[i+3:])
+		if len(f) >= 2 && strings.HasPrefix(f[0], "fuse") && strings.HasSuffix(f[0], "replfs") && unescapeMountinfo(f[1]) == brick {
+			return true
+		}
+	}
+	return false
+}
+
+func mountBrick(cfg Config, b *Brick) (*Server, error) {
+	log := cfg.Logger
+	r := &replfs{
+		brick:       b,
+		log:         log,
+		openWrite:   map[*node]int{},
+		dirty:       map[*node]int64{},
+		xattrPrefix: strings.TrimSuffix(b.GFIDXattr, "gfid"),
+	}
+	idx, err := openIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	r.idx = idx
+	if b.Unclean {
+		log.Info("reconciling gfid index (new brick or unclean shutdown)", zap.String("brick", b.Path))
+		st, err := Reconcile(b, idx, log)
+		if err != nil {
+			idx.close()
+			return nil, fmt.Errorf("brick %s: reconcile gfid index: %w", b.Path, err)
+		}
+		log.Info("gfid index reconciled", zap.Int("assigned", st.Assigned), zap.Int("removed", st.Removed), zap.Int("inodes", st.Inodes))
+	}
+	j, err := journal.Open(journal.Options{
+		Dir:        b.JournalDir(),
+		Rollover:   cfg.Rollover,
+		Retention:  cfg.Retention,
+		Logger:     log.Named("journal"),
+		OnRollover: r.onRollover,
+	})
+	if err != nil {
+		idx.close()
+		return nil, fmt.Errorf("brick %s: %w", b.Path, err)
+	}
+	r.j = j
+	if err := b.MarkRunning(); err != nil {
+		j.Close()
+		idx.close()
+		return nil, fmt.Errorf("brick %s: %w", b.Path, err)
+	}
+
+	var st syscall.Stat_t
+	if err := syscall.Stat(b.Path, &st); err != nil {
+		return nil, err
+	}
+	rootData := &gofs.LoopbackRoot{Path: b.Path, Dev: uint64(st.Dev)}
+	root := &node{LoopbackNode: &gofs.LoopbackNode{RootData: rootData}, fs: r}
+	rootData.RootNode = root
+	r.root = root
+	root.setID(gfid.Root)
+
+	opts := mountOptions(cfg)
+	server, err := gofs.Mount(cfg.Mountpoint, root, opts)
+	if err != nil {
+		j.Close()
+		idx.close()
+		b.MarkClean()
+		return nil, fmt.Errorf("mount %s on %s: %w", b.Path, cfg.Mountpoint, err)
+	}
+	s := &Server{cfg: cfg, brick: b, fs: r, server: server, done: make(chan struct{})}
+	go func() {
+		server.Wait()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+func mountOptions(cfg Config) *gofs.Options {
+	or := func(d time.Duration) *time.Duration {
+		if d == 0 {
+			d = DefaultTimeout
+		}
+		if d < 0 {
+			d = 0
+		}
+		return &d
+	}
+	fsname := cfg.FsName
+	if fsname == "" {
+		fsname = cfg.Brick
+	}
+	mo := fuse.MountOptions{
+		FsName:        fsname,
+		Name:          "replfs",
+		AllowOther:    cfg.AllowOther,
+		DirectMount:   os.Geteuid() == 0,
+		EnableLocks:   true,
+		MaxWrite:      1 << 20,
+		MaxBackground: 64,
+		Debug:         cfg.Debug,
+		// The daemon runs as root: let the kernel check permissions
+		// against the brick's modes, as for any local filesystem.
+		Options: []string{"default_permissions"},
+	}
+	if cfg.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	return &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    or(cfg.EntryTimeout),
+		AttrTimeout:     or(cfg.AttrTimeout),
+		NegativeTimeout: or(cfg.NegativeTimeout),
+	}
+}
+
+// Wait blocks until the file system is unmounted (by Unmount, umount(8)
+// or the kernel), then closes the journal.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.Close()
+}
+
+// Done is closed when the kernel mount is gone.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Unmount detaches the mount and closes the journal.
+func (s *Server) Unmount() error {
+	var err error
+	for i := 0; i < 50; i++ {
+		err = s.server.Unmount()
+		if err == nil || !errors.Is(err, syscall.EBUSY) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", s.cfg.Mountpoint, err)
+	}
+	<-s.done
+	return s.Close()
+}
+
+// Close seals the journal, flushes xtimes and releases the brick. It is
+// called after the mount is gone.
+func (s *Server) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.fs.flushXtime()
+	err := s.fs.j.Close()
+	s.fs.flushXtime()
+	s.fs.idx.close()
+	if err == nil {
+		err = s.brick.MarkClean()
+	}
+	if cerr := s.brick.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Brick returns the brick's absolute path.
+func (s *Server) Brick() string { return s.brick.Path }
+
+// Journal returns the mount's journal (for tests and the replicator).
+func (s *Server) Journal() *journal.Journal { return s.fs.j }

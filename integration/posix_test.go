@@ -1,0 +1,28 @@
+package integration
+
+import (
+	"sort"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+)
+
+// TestPosixConformance runs go-fuse's own POSIX suite against a fresh
+// replfs mount per test, then checks that the journal is still readable.
+func TestPosixConformance(t *testing.T) {
+	names := make([]string, 0, len(posixtest.All))
+	for name := range posixtest.All {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fn := posixtest.All[name]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.mount(t)
+			fn(t, f.Mnt)
+			f.unmount(t)
+			dumpJournal(t, f.Brick)
+		})
+	}
+}

@@ -1,0 +1,48 @@
+package options
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAcceptsWhatFstabPasses(t *testing.T) {
+	// What mount.fuse3 hands a helper for "defaults,_netdev,rollover=2s".
+	m, err := Parse([]string{"rw,rollover=2s,dev,suid", "nofail,x-systemd.automount,x-systemd.requires=network-online.target"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Rollover != 2*time.Second {
+		t.Fatalf("rollover = %v, want 2s", m.Rollover)
+	}
+	if m.ReadOnly {
+		t.Fatal("rw parsed as read-only")
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	m, err := Parse([]string{"ro,allow_other,retention=1h,attr-timeout=0s,fsname=data,log-level=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ReadOnly || !m.AllowOther || m.Retention != time.Hour || m.FsName != "data" || m.LogLevel != "debug" {
+		t.Fatalf("parsed %+v", m)
+	}
+}
+
+func TestParseRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"bogus", `unknown mount option "bogus"`},
+		{"rollover=fast", `"fast" is not a duration`},
+		{"rollover", "needs a duration"},
+		{"rollover=1ms", "below the minimum"},
+		{"allow_other=yes", "takes no value"},
+		{"log-level=loud", "not one of"},
+		{"fsname=", "needs a value"},
+	} {
+		_, err := Parse([]string{"rw," + tc.in})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
