@@ -110,37 +110,46 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
+// Validate checks a brick and a mountpoint before anything is changed:
+// both exist and are directories, neither contains the other, the
+// mountpoint is free, no other replfs serves the brick, and an existing
+// journal reads cleanly. It returns their absolute paths.
+func Validate(brick, mnt string) (string, string, error) {
+	absMnt, err := CheckMountpoint(mnt)
+	if err != nil {
+		return "", "", err
+	}
+	absBrick, err := CheckBrick(brick)
+	if err != nil {
+		return "", "", err
+	}
+	if absBrick == absMnt || strings.HasPrefix(absMnt, absBrick+"/") || strings.HasPrefix(absBrick, absMnt+"/") {
+		return "", "", fmt.Errorf("brick %s and mountpoint %s must not contain each other", brick, mnt)
+	}
+	if h := LockHolder(absBrick); h != 0 && IsMountedBrick(absBrick) {
+		return "", "", fmt.Errorf("%w: %s (pid %d)", ErrBrickBusy, brick, h)
+	}
+	jdir := filepath.Join(absBrick, gfid.StateDir, "journal")
+	if _, err := os.Stat(jdir); err == nil {
+		if _, err := journal.Segments(jdir); err != nil {
+			return "", "", fmt.Errorf("brick %s: %w", brick, err)
+		}
+	}
+	return absBrick, absMnt, nil
+}
+
 // Mount opens the brick and its journal and mounts it. Validation comes
 // first, so a bad mountpoint or brick changes nothing.
 func Mount(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	mnt, err := CheckMountpoint(cfg.Mountpoint)
+	brickPath, mnt, err := Validate(cfg.Brick, cfg.Mountpoint)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Mountpoint = mnt
-	brickPath, err := CheckBrick(cfg.Brick)
-	if err != nil {
-		return nil, err
-	}
-	if brickPath == mnt || strings.HasPrefix(mnt, brickPath+"/") || strings.HasPrefix(brickPath, mnt+"/") {
-		return nil, fmt.Errorf("brick %s and mountpoint %s must not contain each other", cfg.Brick, cfg.Mountpoint)
-	}
-	if h := LockHolder(brickPath); h != 0 {
-		// Fail fast with the holder's pid; OpenBrick still waits a
-		// little for a daemon that is just shutting down.
-		if IsMountedBrick(brickPath) {
-			return nil, fmt.Errorf("%w: %s (pid %d)", ErrBrickBusy, cfg.Brick, h)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(brickPath, gfid.StateDir, "journal")); err == nil {
-		// Validate an existing journal before touching anything.
-		if _, err := journal.Segments(filepath.Join(brickPath, gfid.StateDir, "journal")); err != nil {
-			return nil, fmt.Errorf("brick %s: %w", cfg.Brick, err)
-		}
-	}
+	// OpenBrick waits a little for a daemon that is just shutting down.
 	b, err := OpenBrick(brickPath, 5*time.Second)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -19,11 +20,14 @@ var ErrClosed = errors.New("journal closed")
 
 // Options configure a Journal.
 type Options struct {
-	Dir       string        // e.g. BRICK/.replfs/journal; created if missing (0700)
-	Rollover  time.Duration // segment window; 0 means 1s
-	Retention time.Duration // see retain; 0 means 24h
-	Logger    *zap.Logger   // nil means zap.NewNop()
-	Now       func() time.Time
+	Dir      string        // e.g. BRICK/.replfs/journal; created if missing (0700)
+	Rollover time.Duration // segment window; 0 means 1s
+	// Retention: closed segments are deleted once every registered
+	// consumer has passed them and they were sealed longer ago than this;
+	// 0 means 24h. With no consumer registered only the age rule applies.
+	Retention time.Duration
+	Logger    *zap.Logger      // nil means zap.NewNop()
+	Now       func() time.Time // record times and seal times; nil means time.Now
 	// OnRollover, if set, is called from inside Rollover while the journal
 	// is quiesced (no Enter/Exit section in flight) and after the new
 	// segment has been opened, so records it Appends land in the new
@@ -94,8 +98,8 @@ func Open(opts Options) (*Journal, error) {
 	}
 	j := &Journal{
 		dir:       opts.Dir,
-		every:     cmpOr(opts.Rollover, defaultRollover),
-		retention: cmpOr(opts.Retention, defaultRetention),
+		every:     cmp.Or(opts.Rollover, defaultRollover),
+		retention: cmp.Or(opts.Retention, defaultRetention),
 		log:       opts.Logger,
 		now:       opts.Now,
 		onRoll:    opts.OnRollover,
@@ -135,13 +139,6 @@ func Open(opts Options) (*Journal, error) {
 		zap.Duration("rollover", j.every), zap.Duration("retention", j.retention))
 	go j.run()
 	return j, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // openActive creates the active segment for records starting at first;

@@ -54,7 +54,11 @@ func scanFile(dir string, s segName) (scanResult, error) {
 		return scanResult{}, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
-	return scanSegment(f, s, nil)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return scanSegment(f, s, size, nil)
 }
 
 // recoverOpen cuts the torn tail of an open segment left by a crash (or by
@@ -70,13 +74,13 @@ func recoverOpen(dir string, s segName, isLast bool, log *zap.Logger, now time.T
 		return 0, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
-	res, err := scanSegment(f, s, nil)
-	if err != nil {
-		return 0, err
-	}
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("stat segment %s: %w", s.name, err)
+	}
+	res, err := scanSegment(f, s, fi.Size(), nil)
+	if err != nil {
+		return 0, err
 	}
 	if size := fi.Size(); size > res.end {
 		reason := "trailing bytes"

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -154,6 +155,7 @@ type frameReader struct {
 	off    int64 // offset of the next frame
 	buf    []byte
 	bufOff int64
+	chunk  int // read size; 0 means readChunk
 }
 
 const readChunk = 64 << 10
@@ -165,7 +167,7 @@ func (fr *frameReader) peek(off int64, n int) ([]byte, error) {
 		i := int(off - fr.bufOff)
 		return fr.buf[i : i+n], nil
 	}
-	size := max(n, readChunk)
+	size := max(n, cmp.Or(fr.chunk, readChunk))
 	if cap(fr.buf) < size {
 		fr.buf = make([]byte, size)
 	}
@@ -264,10 +266,13 @@ type scanResult struct {
 // payload codec and seqs (s.first, then consecutive; up to s.last for a
 // closed segment). A bad frame is fatal in a closed segment; in an open
 // one it ends the scan and is reported in bad. fn, if not nil, sees every
-// good record.
-func scanSegment(f io.ReaderAt, s segName, fn func(*Record) error) (scanResult, error) {
+// good record. size, if known, saves reading small files in large chunks.
+func scanSegment(f io.ReaderAt, s segName, size int64, fn func(*Record) error) (scanResult, error) {
 	res := scanResult{first: s.first}
 	fr := frameReader{f: f}
+	if size > 0 && size < readChunk {
+		fr.chunk = int(size)
+	}
 	corrupt := func(off int64, format string, args ...any) error {
 		return fmt.Errorf("%w: segment %s offset %d: %s", ErrCorrupt, s.name, off, fmt.Sprintf(format, args...))
 	}

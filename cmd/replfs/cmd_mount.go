@@ -68,11 +68,8 @@ func newMountCmd() *cobra.Command {
 // waits until the child reports that the mount is ready or why it failed.
 func daemonize(brick, mnt string, opts []string, mo options.Mount) error {
 	// The daemon runs in /, so it gets absolute paths.
-	brick, err := fs.CheckBrick(brick)
+	brick, mnt, err := fs.Validate(brick, mnt)
 	if err != nil {
-		return err
-	}
-	if mnt, err = fs.CheckMountpoint(mnt); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -165,10 +162,7 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 		return err
 	}
 	// Validate before the logger creates anything in the brick.
-	if _, err := fs.CheckBrick(brick); err != nil {
-		return report(err)
-	}
-	if _, err := fs.CheckMountpoint(mnt); err != nil {
+	if _, _, err := fs.Validate(brick, mnt); err != nil {
 		return report(err)
 	}
 	log, err := newLogger(brick, mo, foreground)
