@@ -78,11 +78,14 @@ type Journal struct {
 }
 
 // coalesceKey identifies D and M records that say the same thing within
-// one segment: the replicator copies current state, not each change.
+// one segment: the replicator copies current state, not each change. The
+// SETATTR mask is part of the key so that a dump still shows which kinds of
+// attribute changed (at most four records per gfid and segment).
 type coalesceKey struct {
 	op    Op
 	gfid  gfid.GFID
 	xattr string
+	mask  uint32
 }
 
 // Open recovers the journal in opts.Dir and opens a new active segment.
@@ -188,7 +191,7 @@ func (j *Journal) Append(r *Record) error {
 		return j.err
 	}
 	coalesce := r.Op.Kind() != KindEntry
-	key := coalesceKey{r.Op, r.GFID, r.Xattr}
+	key := coalesceKey{r.Op, r.GFID, r.Xattr, r.Mask}
 	if coalesce {
 		if _, ok := j.seen[key]; ok {
 			r.Seq = 0

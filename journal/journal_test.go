@@ -134,7 +134,7 @@ func TestCoalescing(t *testing.T) {
 		{"data same gfid", []Record{data(g1), data(g1), data(g1)}, []bool{true, false, false}},
 		{"data other gfid", []Record{data(g1), data(g2), data(g1)}, []bool{true, true, false}},
 		{"data across segments", []Record{data(g1), {Op: roll}, data(g1), data(g1)}, []bool{true, true, false}},
-		{"setattr any mask", []Record{attr(g1, AttrMode), attr(g1, AttrTimes)}, []bool{true, false}},
+		{"setattr by mask", []Record{attr(g1, AttrMode), attr(g1, AttrTimes), attr(g1, AttrMode)}, []bool{true, true, false}},
 		{"meta and data apart", []Record{data(g1), attr(g1, AttrSize)}, []bool{true, true}},
 		{"xattr by name", []Record{xattr(OpSetxattr, "user.a"), xattr(OpSetxattr, "user.b"), xattr(OpSetxattr, "user.a"), xattr(OpRemovexattr, "user.a")}, []bool{true, true, false, true}},
 		{"entries never", []Record{unlink, unlink, unlink}, []bool{true, true, true}},
@@ -422,4 +422,37 @@ func ExampleFormat() {
 		Parent: gfid.Root, Name: "old name", Parent2: testGFID(2), Name2: "new"}
 	fmt.Println(Format(&r))
 	// Output: 12 2026-11-23T10:00:00.123456789Z E 00000000-0000-0000-0000-000000000007 RENAME 00000000-0000-0000-0000-000000000001/"old name" 00000000-0000-0000-0000-000000000002/new
+}
+
+func TestReaderFollowsLiveJournal(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir, Options{Rollover: time.Millisecond})
+	const n = 2000
+	go func() {
+		for i := 0; i < n; i++ {
+			j.Enter()
+			r := entry(byte(i))
+			err := j.Append(&r)
+			j.Exit()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for _, o := range []ReaderOptions{{IncludeOpen: true}, {}} {
+		r, err := NewReader(dir, 0, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		waitFor(t, "the reader to catch up", func() bool {
+			got = append(got, seqs(drain(t, r))...)
+			return len(got) >= n
+		})
+		r.Close()
+		if !slices.Equal(got, seqRange(1, n)) {
+			t.Fatalf("%+v: read %d records, not 1..%d in order", o, len(got), n)
+		}
+	}
 }

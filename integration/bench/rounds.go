@@ -38,7 +38,10 @@ func (b *bench) runAll(ctx context.Context) error {
 	}
 	select {
 	case err := <-done:
-		return errors.Join(ctx.Err(), err)
+		if err == nil {
+			return ctx.Err()
+		}
+		return err
 	case <-time.After(stopGrace):
 		return fmt.Errorf("%w: the running workload did not stop within %s", ctx.Err(), stopGrace)
 	}
