@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pkg/xattr"
@@ -266,4 +265,3 @@ func writeFileAtomic(path string, data []byte) error {
 	return d.Sync()
 }
 
-var _ = syscall.ENOENT

@@ -128,6 +128,14 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node)
+	if writable(flags) {
+		// Like an open for writing: its writes may bypass the daemon.
+		r := n.fs
+		r.j.Enter()
+		d := journal.Record{Op: journal.OpData, GFID: cn.id}
+		r.record(&d)
+		r.j.Exit()
+	}
 	return ch, cn.wrapFile(fh, flags), fuseFlags, 0
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -117,26 +116,6 @@ func (x *index) dropIfLast(g gfid.GFID) error {
 	return nil
 }
 
-// Resolve returns the brick path of g, relative to the brick root, by
-// following directory pointers (for directories) or by searching the
-// parent chain is not possible for files: for non-directories it returns
-// the index entry itself, which is a hard link to the file.
-func Resolve(brick string, g gfid.GFID) (string, error) {
-	p := filepath.Join(brick, g.IndexPath())
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return "", err
-	}
-	if fi.Mode()&os.ModeSymlink == 0 || g == gfid.Root {
-		return p, nil
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return "", err
-	}
-	return real, nil
-}
-
 // DirPath returns a directory's path relative to the brick by walking its
 // chain of parent pointers (no kernel symlink-depth limit).
 func DirPath(brick string, g gfid.GFID) (string, error) {
@@ -178,4 +157,3 @@ func DecodeXtime(b []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(b[0:8]))*1e9 + int64(binary.BigEndian.Uint32(b[8:12])), nil
 }
 
-var _ = syscall.ENOENT

@@ -231,3 +231,5 @@ func writeFile(t testing.TB, p, content string) {
 }
 
 func syscall_unmount(dir string) { syscall.Unmount(dir, syscall.MNT_DETACH) }
+
+func sscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }

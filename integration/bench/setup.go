@@ -143,7 +143,7 @@ func (b *bench) startLoopback(ctx context.Context, dir string) (*instance, error
 		return errors.Join(stopLoopback(mnt, cmd.Process, exited), removeUnmounted(dir))
 	}
 	if err := waitMounted(ctx, mnt, exited, 15*time.Second); err != nil {
-		return in, fmt.Errorf("loopback: %w (log: %s)", err, tail(logPath))
+		return in, fmt.Errorf("loopback: %w%s", err, tail(logPath))
 	}
 	in.root = mnt
 	return in, nil
@@ -195,7 +195,11 @@ func (b *bench) startReplfs(ctx context.Context, dir string) (*instance, error) 
 	// ready or has failed.
 	out, err := exec.Command(b.cfg.replfs, "mount", brick, mnt).CombinedOutput()
 	if err != nil {
-		return in, fmt.Errorf("replfs mount: %v: %s (log: %s)", err, strings.TrimSpace(string(out)), tail(logPath))
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = "no output"
+		}
+		return in, fmt.Errorf("replfs mount: %v: %s%s", err, msg, tail(logPath))
 	}
 	if err := waitMounted(ctx, mnt, nil, 5*time.Second); err != nil {
 		return in, fmt.Errorf("replfs mount returned: %w", err)
@@ -301,20 +305,20 @@ func copyFile(from, to string) {
 	}
 }
 
-// tail returns the end of a log file for an error message.
+// tail returns the end of a log file for an error message, or nothing
+// when there is no log.
 func tail(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
-		return path + ": " + err.Error()
+		return ""
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > 2000 {
 		f.Seek(-2000, io.SeekEnd)
 	}
 	data, _ := io.ReadAll(f)
-	s := strings.TrimSpace(string(data))
-	if s == "" {
-		return path + " is empty"
+	if s := strings.TrimSpace(string(data)); s != "" {
+		return " (log " + path + ": " + s + ")"
 	}
-	return path + ": " + s
+	return ""
 }
