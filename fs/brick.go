@@ -264,4 +264,3 @@ func writeFileAtomic(path string, data []byte) error {
 	defer d.Close()
 	return d.Sync()
 }
-

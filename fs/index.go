@@ -156,4 +156,3 @@ func DecodeXtime(b []byte) (int64, error) {
 	}
 	return int64(binary.BigEndian.Uint64(b[0:8]))*1e9 + int64(binary.BigEndian.Uint32(b[8:12])), nil
 }
-
