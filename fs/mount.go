@@ -271,9 +271,13 @@ func mountOptions(cfg Config) *gofs.Options {
 		MaxWrite:      1 << 20,
 		MaxBackground: 64,
 		Debug:         cfg.Debug,
-		// The daemon runs as root: let the kernel check permissions
-		// against the brick's modes, as for any local filesystem.
-		Options: []string{"default_permissions"},
+	}
+	// The daemon runs as root: when other users may use the mount, the
+	// kernel must check their permissions against the brick's modes.
+	// For a private mount that check costs a GETATTR of the parent per
+	// create, for nothing.
+	if cfg.AllowOther {
+		mo.Options = append(mo.Options, "default_permissions")
 	}
 	if cfg.ReadOnly {
 		mo.Options = append(mo.Options, "ro")

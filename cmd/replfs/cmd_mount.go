@@ -179,7 +179,7 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 		EntryTimeout:    mo.EntryTimeout,
 		AttrTimeout:     mo.AttrTimeout,
 		NegativeTimeout: mo.NegativeTimeout,
-		AllowOther:      mo.AllowOther || os.Geteuid() == 0,
+		AllowOther:      mo.AllowOther,
 		ReadOnly:        mo.ReadOnly,
 		Debug:           mo.Debug,
 		FsName:          firstNonEmpty(mo.FsName, absBrick),
