@@ -205,24 +205,15 @@ func (n *node) remove(ctx context.Context, name string, op journal.Op) syscall.E
 	if errno := r.record(&rec); errno != 0 {
 		return errno
 	}
-	var err error
 	if op == journal.OpRmdir {
 		errno = n.LoopbackNode.Rmdir(ctx, name)
-		if errno == 0 {
-			err = r.idx.remove(g)
-		}
 	} else {
 		errno = n.LoopbackNode.Unlink(ctx, name)
-		if errno == 0 {
-			err = r.idx.dropIfLast(g)
-		}
 	}
 	if errno != 0 {
 		return errno
 	}
-	if err != nil {
-		r.log.Warn("gfid index update after remove", zap.Stringer("gfid", g), zap.Error(err))
-	}
+	r.retire.add(retire{g, op == journal.OpRmdir})
 	r.touch(n, rec.Time)
 	return 0
 }
@@ -273,10 +264,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if !dg.IsZero() {
 		if flags&unix.RENAME_EXCHANGE != 0 {
 			r.afterRename(dg, dstType, pg, name)
-		} else if dstType == syscall.S_IFDIR {
-			r.idxErr(r.idx.remove(dg), dg)
 		} else {
-			r.idxErr(r.idx.dropIfLast(dg), dg)
+			r.retire.add(retire{dg, dstType == syscall.S_IFDIR})
 		}
 	}
 	r.touch(n, rec.Time)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +19,22 @@ type index struct {
 	brick string
 	fd    int
 	gfidX string
+	// made marks the xx and xx/yy directories known to exist (bit i of
+	// made[0:8] for xx, bit xx<<8|yy of made[8:] for xx/yy), so a new gfid
+	// costs one linkat/symlinkat instead of a failed call and two mkdirs.
+	made [8 + 2048]atomic.Uint32
+}
+
+func (x *index) known(bit int) bool { return x.made[bit>>5].Load()&(1<<(bit&31)) != 0 }
+
+func (x *index) mark(bit int) {
+	w := &x.made[bit>>5]
+	for {
+		old := w.Load()
+		if w.CompareAndSwap(old, old|1<<(bit&31)) {
+			return
+		}
+	}
 }
 
 func openIndex(b *Brick) (*index, error) {
@@ -37,21 +54,35 @@ func rel(g gfid.GFID) string {
 }
 
 func (x *index) mkParents(g gfid.GFID) error {
+	xxBit, yyBit := int(g[0]), 256+(int(g[0])<<8|int(g[1]))
+	if x.known(yyBit) {
+		return nil
+	}
 	s := g.String()
-	if err := unix.Mkdirat(x.fd, s[0:2], 0o700); err != nil && err != unix.EEXIST {
-		return err
+	if !x.known(xxBit) {
+		if err := unix.Mkdirat(x.fd, s[0:2], 0o700); err != nil && err != unix.EEXIST {
+			return err
+		}
+		x.mark(xxBit)
 	}
 	if err := unix.Mkdirat(x.fd, s[0:2]+"/"+s[2:4], 0o700); err != nil && err != unix.EEXIST {
 		return err
 	}
+	x.mark(yyBit)
 	return nil
 }
 
-// retryParents runs op, creating the xx/yy directories when it fails with
-// ENOENT: they are made lazily, so the common path costs no extra call.
-func (x *index) retryParents(g gfid.GFID, op func() error) error {
+// withParents makes sure g's xx/yy directories exist, then runs op. The
+// directories are made lazily, once per mount at most.
+func (x *index) withParents(g gfid.GFID, op func() error) error {
+	if err := x.mkParents(g); err != nil {
+		return err
+	}
 	err := op()
 	if err == unix.ENOENT {
+		// Removed behind our back: make them again.
+		x.made[8+(int(g[0])<<8|int(g[1]))>>5].Store(0)
+		x.made[int(g[0])>>5].Store(0)
 		if err := x.mkParents(g); err != nil {
 			return err
 		}
@@ -63,7 +94,7 @@ func (x *index) retryParents(g gfid.GFID, op func() error) error {
 // addLink adds the hard-link entry of a non-directory found at brick path p.
 func (x *index) addLink(g gfid.GFID, p string) error {
 	r := rel(g)
-	err := x.retryParents(g, func() error { return unix.Linkat(unix.AT_FDCWD, p, x.fd, r, 0) })
+	err := x.withParents(g, func() error { return unix.Linkat(unix.AT_FDCWD, p, x.fd, r, 0) })
 	if err == unix.EEXIST {
 		return nil
 	}
@@ -78,7 +109,7 @@ func (x *index) setDir(g, parent gfid.GFID, name string) error {
 		target = gfid.RootPointer
 	}
 	r := rel(g)
-	err := x.retryParents(g, func() error { return unix.Symlinkat(target, x.fd, r) })
+	err := x.withParents(g, func() error { return unix.Symlinkat(target, x.fd, r) })
 	if err != unix.EEXIST {
 		return err
 	}

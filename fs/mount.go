@@ -232,9 +232,11 @@ func mountBrick(cfg Config, b *Brick) (*Server, error) {
 	r.root = root
 	root.setID(gfid.Root)
 
+	r.retire = newRetirer(idx, log)
 	opts := mountOptions(cfg)
 	server, err := gofs.Mount(cfg.Mountpoint, root, opts)
 	if err != nil {
+		r.retire.close()
 		j.Close()
 		idx.close()
 		b.MarkClean()
@@ -327,6 +329,7 @@ func (s *Server) Close() error {
 	s.fs.flushXtime()
 	err := s.fs.j.Close()
 	s.fs.flushXtime()
+	s.fs.retire.close()
 	s.fs.idx.close()
 	if err == nil {
 		err = s.brick.MarkClean()

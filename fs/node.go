@@ -19,11 +19,12 @@ import (
 
 // replfs is the state shared by every node of one mount.
 type replfs struct {
-	brick *Brick
-	j     *journal.Journal
-	idx   *index
-	log   *zap.Logger
-	root  *node
+	brick  *Brick
+	j      *journal.Journal
+	idx    *index
+	retire *retirer
+	log    *zap.Logger
+	root   *node
 
 	// hidden prefix of replfs's own xattrs on this brick.
 	xattrPrefix string
@@ -205,23 +206,34 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if fh, ok := f.(*file); ok {
-		f = fh.LoopbackFile
-	}
 	errno := n.LoopbackNode.Getattr(ctx, f, out)
 	if errno == 0 {
-		fixNlink(&out.Attr)
+		out.Nlink = n.userNlink(out.Mode, out.Nlink)
 	}
 	return errno
 }
 
-func (n *node) Statx(ctx context.Context, f gofs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
-	if fh, ok := f.(*file); ok {
-		f = fh.LoopbackFile
+// userNlink turns the brick's link count of an inode into the one users
+// see. An indexed non-directory (one whose gfid this mount knows) with a
+// single link has lost its last name, and its index entry is about to be
+// retired: it is shown as deleted, as fstat on an unlinked open file does.
+func (n *node) userNlink(mode, nlink uint32) uint32 {
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return nlink
 	}
+	if nlink > 1 {
+		return nlink - 1
+	}
+	if nlink == 1 && n.gfidOK.Load() {
+		return 0
+	}
+	return nlink
+}
+
+func (n *node) Statx(ctx context.Context, f gofs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
 	errno := n.LoopbackNode.Statx(ctx, f, flags, mask, out)
-	if errno == 0 && out.Mode&syscall.S_IFMT != syscall.S_IFDIR && out.Nlink > 1 {
-		out.Nlink--
+	if errno == 0 {
+		out.Nlink = n.userNlink(uint32(out.Mode), out.Nlink)
 	}
 	return errno
 }

@@ -223,9 +223,11 @@ func TestGFIDStableAcrossRenameAndSharedByHardLinks(t *testing.T) {
 	// The last name gone: its index entry goes too.
 	must(t, os.Remove(f.m("z/moved")))
 	must(t, os.Remove(f.m("z/link")))
-	if _, err := os.Lstat(filepath.Join(f.Brick, g.IndexPath())); !os.IsNotExist(err) {
-		t.Errorf("index entry of a deleted file still there: %v", err)
-	}
+	// (retired off the unlink's path, so give it a moment)
+	waitFor(t, 5*time.Second, "index entry of the deleted file to go", func() bool {
+		_, err := os.Lstat(filepath.Join(f.Brick, g.IndexPath()))
+		return os.IsNotExist(err)
+	})
 }
 
 func inspectGFID(t *testing.T, p string) string {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -28,6 +29,7 @@ func newMountCmd() *cobra.Command {
 		foreground bool
 		readyFD    int
 		fake       bool
+		cpuprofile string
 	)
 	c := &cobra.Command{
 		Use:   "mount BRICK MOUNTPOINT [-o OPTIONS]",
@@ -49,6 +51,14 @@ func newMountCmd() *cobra.Command {
 			if fake {
 				return nil
 			}
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
 			if foreground || readyFD > 0 {
 				return runMount(args[0], args[1], mo, foreground, readyFD)
 			}
@@ -59,6 +69,8 @@ func newMountCmd() *cobra.Command {
 	c.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground and log to stderr")
 	c.Flags().IntVar(&readyFD, "ready-fd", 0, "internal: report readiness on this descriptor")
 	c.Flags().BoolVar(&fake, "fake", false, "do everything but the mount (mount -f)")
+	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the daemon (with -f)")
+	c.Flags().MarkHidden("cpuprofile")
 	c.Flags().MarkHidden("ready-fd")
 	c.Flags().MarkHidden("fake")
 	return c
