@@ -191,3 +191,20 @@ func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	}
 	return 0
 }
+
+var _ = (gofs.NodeCopyFileRanger)((*node)(nil))
+
+// CopyFileRange hands loopback its own file handles: it only copies
+// between *LoopbackFile handles and would refuse replfs's wrapper. The
+// destination is open for writing, so its D records are already kept.
+func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn uint64, out *gofs.Inode, fhOut gofs.FileHandle,
+	offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	return n.LoopbackNode.CopyFileRange(ctx, unwrap(fhIn), offIn, out, unwrap(fhOut), offOut, length, flags)
+}
+
+func unwrap(fh gofs.FileHandle) gofs.FileHandle {
+	if f, ok := fh.(*file); ok {
+		return f.LoopbackFile
+	}
+	return fh
+}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/mountinfo"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -69,45 +70,10 @@ func CheckMountpoint(mnt string) (string, error) {
 	if !st.IsDir() {
 		return "", fmt.Errorf("mountpoint %s is not a directory", mnt)
 	}
-	if IsMountpoint(abs) {
+	if mountinfo.IsMountpoint(abs) {
 		return "", fmt.Errorf("mountpoint %s is already in use (something is mounted there)", mnt)
 	}
 	return abs, nil
-}
-
-// IsMountpoint reports whether something is mounted at abs, per
-// /proc/self/mountinfo.
-func IsMountpoint(abs string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == abs {
-			return true
-		}
-	}
-	return false
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Validate checks a brick and a mountpoint before anything is changed:
@@ -164,17 +130,9 @@ func Mount(cfg Config) (*Server, error) {
 
 // IsMountedBrick reports whether a replfs mount of brick is live.
 func IsMountedBrick(brick string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		i := strings.Index(line, " - ")
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(line[i+3:])
-		if len(f) >= 2 && strings.HasPrefix(f[0], "fuse") && strings.HasSuffix(f[0], "replfs") && unescapeMountinfo(f[1]) == brick {
+	mounts, _ := mountinfo.Replfs()
+	for _, m := range mounts {
+		if m.Source == brick {
 			return true
 		}
 	}

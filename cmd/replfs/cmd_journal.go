@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replfs/replfs/internal/exitcode"
+	"github.com/replfs/replfs/internal/mountinfo"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -50,7 +51,7 @@ func brickOf(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if mounts, err := replfsMounts(); err == nil {
+	if mounts, err := mountinfo.Replfs(); err == nil {
 		for _, m := range mounts {
 			if m.Mountpoint == abs {
 				return m.Source, nil

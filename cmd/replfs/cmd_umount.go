@@ -12,6 +12,7 @@ import (
 
 	"github.com/replfs/replfs/fs"
 	"github.com/replfs/replfs/internal/exitcode"
+	"github.com/replfs/replfs/internal/mountinfo"
 )
 
 func newUmountCmd() *cobra.Command {
@@ -31,7 +32,7 @@ func newUmountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			mounts, err := replfsMounts()
+			mounts, err := mountinfo.Replfs()
 			if err != nil {
 				return err
 			}

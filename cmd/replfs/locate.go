@@ -5,38 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/replfs/replfs/internal/mountinfo"
 )
-
-type mountEntry struct {
-	Mountpoint string
-	Source     string // the brick, as the fsname
-	FSType     string
-}
-
-func replfsMounts() ([]mountEntry, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []mountEntry
-	for _, line := range strings.Split(string(data), "\n") {
-		i := strings.Index(line, " - ")
-		if i < 0 {
-			continue
-		}
-		pre, post := strings.Fields(line[:i]), strings.Fields(line[i+3:])
-		if len(pre) < 5 || len(post) < 2 || post[0] != "fuse.replfs" {
-			continue
-		}
-		out = append(out, mountEntry{Mountpoint: unescape(pre[4]), Source: unescape(post[1]), FSType: post[0]})
-	}
-	return out, nil
-}
-
-func unescape(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
-}
 
 // locate maps a path to (brick root, path inside the brick). The path may
 // be inside a replfs mount or inside a brick.
@@ -45,9 +16,9 @@ func locate(p string) (brick, rel string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	mounts, _ := replfsMounts()
+	mounts, _ := mountinfo.Replfs()
 	best := ""
-	var bestM mountEntry
+	var bestM mountinfo.Entry
 	for _, m := range mounts {
 		if (abs == m.Mountpoint || strings.HasPrefix(abs, m.Mountpoint+"/") || m.Mountpoint == "/") && len(m.Mountpoint) > len(best) {
 			best, bestM = m.Mountpoint, m
