@@ -81,6 +81,7 @@ func (n *node) newEntry(ctx context.Context, rec journal.Record, isDir bool, out
 	}
 	if cn, ok := ch.Operations().(*node); ok {
 		cn.setID(g)
+		cn.noCaps.Store(true)
 		r.touch(cn, rec.Time)
 	}
 	r.touch(n, rec.Time)

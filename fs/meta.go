@@ -67,14 +67,30 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	return errno
 }
 
+// capsXattr is what the kernel asks for before every write and chown of a
+// file (to drop file capabilities); passthrough does not spare that round
+// trip, so the answer is at least kept cheap.
+const capsXattr = "security.capability"
+
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if n.fs.isOwnXattr(attr) {
 		return 0, syscall.ENODATA
 	}
-	return n.LoopbackNode.Getxattr(ctx, attr, dest)
+	if attr == capsXattr && n.noCaps.Load() {
+		return 0, syscall.ENODATA
+	}
+	sz, errno := n.LoopbackNode.Getxattr(ctx, attr, dest)
+	if attr == capsXattr && errno == syscall.ENODATA {
+		// Every later change of it comes through Setxattr below.
+		n.noCaps.Store(true)
+	}
+	return sz, errno
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr == capsXattr {
+		n.noCaps.Store(false)
+	}
 	return n.changeXattr(ctx, journal.OpSetxattr, attr, func() syscall.Errno {
 		return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
 	})

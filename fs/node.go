@@ -50,6 +50,9 @@ type node struct {
 	gfidMu sync.Mutex
 	gfidOK atomic.Bool
 	id     gfid.GFID
+
+	// noCaps: the inode is known to have no security.capability xattr.
+	noCaps atomic.Bool
 }
 
 var (

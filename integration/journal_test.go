@@ -238,7 +238,6 @@ func TestDataOpsThroughOpenFilesAreJournaled(t *testing.T) {
 	writeFile(t, f.m("src"), strings.Repeat("abcdefgh", 4096))
 	in, err := os.Open(f.m("src"))
 	must(t, err)
-	defer in.Close()
 	out, err := os.Create(f.m("dst"))
 	must(t, err)
 	must(t, unix.Fallocate(int(out.Fd()), 0, 0, 1<<16))
@@ -252,6 +251,7 @@ func TestDataOpsThroughOpenFilesAreJournaled(t *testing.T) {
 		t.Errorf("SEEK_DATA = %d, %v", off, err)
 	}
 	must(t, out.Close())
+	must(t, in.Close())
 	b, err := os.ReadFile(f.b("dst"))
 	must(t, err)
 	if len(b) != 1<<16 || string(b[:32768]) != strings.Repeat("abcdefgh", 4096) {
