@@ -60,6 +60,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		}
 	}
 	errno = n.LoopbackNode.Setattr(ctx, f, in, out)
+	if errno == 0 && in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		if errno = n.setattrKill(in, n.path(), g); errno == 0 {
+			errno = n.LoopbackNode.Getattr(ctx, f, out)
+		}
+	}
 	if errno == 0 {
 		fixNlink(&out.Attr)
 		r.touch(n, rec.Time)
