@@ -35,9 +35,9 @@ func caller(ctx context.Context) (uid, gid uint32) {
 // record appends r to the journal. It must be called inside an Enter/Exit
 // section. A journal that cannot be written fails the operation: applying
 // a change without its record would lose it for every target.
-func (r *replfs) record(rec *journal.Record) syscall.Errno {
-	if err := r.j.Append(rec); err != nil {
-		r.log.Error("journal append", zap.Stringer("op", rec.Op), zap.Error(err))
+func (r *replfs) record(recs ...*journal.Record) syscall.Errno {
+	if err := r.j.Append(recs...); err != nil {
+		r.log.Error("journal append", zap.Stringer("op", recs[0].Op), zap.Error(err))
 		return syscall.EIO
 	}
 	return 0
@@ -45,8 +45,10 @@ func (r *replfs) record(rec *journal.Record) syscall.Errno {
 
 // newEntry records the creation of name in n (intent first), runs create,
 // and on success gives the new inode its gfid and index entry.
+// create returns the new inode and, for a created file, its open
+// descriptor (else -1), through which the gfid is set without path walks.
 func (n *node) newEntry(ctx context.Context, rec journal.Record, isDir bool, out *fuse.EntryOut,
-	create func() (*gofs.Inode, syscall.Errno)) (*gofs.Inode, syscall.Errno) {
+	create func() (*gofs.Inode, int, syscall.Errno)) (*gofs.Inode, syscall.Errno) {
 	if n.hidden(rec.Name) {
 		return nil, syscall.EPERM
 	}
@@ -61,15 +63,28 @@ func (n *node) newEntry(ctx context.Context, rec journal.Record, isDir bool, out
 	r := n.fs
 	r.j.Enter()
 	defer r.j.Exit()
-	if errno := r.record(&rec); errno != 0 {
+	// A new file's writes may bypass the daemon (passthrough): it gets a D
+	// record, as an open for writing does, in the same write(2).
+	data := journal.Record{Op: journal.OpData, GFID: g}
+	if rec.Op == journal.OpCreate {
+		errno = r.record(&rec, &data)
+	} else {
+		errno = r.record(&rec)
+	}
+	if errno != 0 {
 		return nil, errno
 	}
-	ch, errno := create()
+	ch, fd, errno := create()
 	if errno != 0 {
 		return nil, errno
 	}
 	p := n.childPath(rec.Name)
-	if errno := r.assign(p, g, isDir, func() (gfid.GFID, string, syscall.Errno) { return pg, rec.Name, 0 }); errno != 0 {
+	if fd >= 0 {
+		errno = r.assignFd(fd, p, g)
+	} else {
+		errno = r.assign(p, g, isDir, func() (gfid.GFID, string, syscall.Errno) { return pg, rec.Name, 0 })
+	}
+	if errno != 0 {
 		// The inode exists but could not be identified: undo it so
 		// that the brick never holds an inode the journal cannot name.
 		if isDir {
@@ -93,22 +108,25 @@ func (n *node) newEntry(ctx context.Context, rec journal.Record, isDir bool, out
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	rec := journal.Record{Op: journal.OpMkdir, Name: name, Mode: mode | syscall.S_IFDIR}
-	return n.newEntry(ctx, rec, true, out, func() (*gofs.Inode, syscall.Errno) {
-		return n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	return n.newEntry(ctx, rec, true, out, func() (*gofs.Inode, int, syscall.Errno) {
+		ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+		return ch, -1, errno
 	})
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	rec := journal.Record{Op: journal.OpMknod, Name: name, Mode: mode, Rdev: uint64(rdev)}
-	return n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, syscall.Errno) {
-		return n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	return n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, int, syscall.Errno) {
+		ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+		return ch, -1, errno
 	})
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	rec := journal.Record{Op: journal.OpSymlink, Name: name, Mode: syscall.S_IFLNK | 0o777, Target: target}
-	return n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, syscall.Errno) {
-		return n.LoopbackNode.Symlink(ctx, target, name, out)
+	return n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, int, syscall.Errno) {
+		ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+		return ch, -1, errno
 	})
 }
 
@@ -116,11 +134,16 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	var fh gofs.FileHandle
 	var fuseFlags uint32
 	rec := journal.Record{Op: journal.OpCreate, Name: name, Mode: mode | syscall.S_IFREG}
-	ch, errno := n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, int, syscall.Errno) {
 		var ch *gofs.Inode
 		var errno syscall.Errno
 		ch, fh, fuseFlags, errno = n.LoopbackNode.Create(ctx, name, flags, mode, out)
-		return ch, errno
+		fd := -1
+		if lf, ok := fh.(*gofs.LoopbackFile); ok && errno == 0 {
+			// PassthroughFd is loopback's accessor for the descriptor.
+			fd, _ = lf.PassthroughFd()
+		}
+		return ch, fd, errno
 	})
 	if errno != 0 {
 		if fh != nil {
@@ -129,14 +152,6 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node)
-	if writable(flags) {
-		// Like an open for writing: its writes may bypass the daemon.
-		r := n.fs
-		r.j.Enter()
-		d := journal.Record{Op: journal.OpData, GFID: cn.id}
-		r.record(&d)
-		r.j.Exit()
-	}
 	return ch, cn.wrapFile(fh, flags), fuseFlags, 0
 }
 

@@ -190,6 +190,26 @@ func (r *replfs) assign(p string, g gfid.GFID, isDir bool, parent func() (gfid.G
 	return 0
 }
 
+// assignFd is assign for a file just created and still open: the xattr
+// and the index link go through its descriptor, with no path walk. Linking
+// by descriptor needs CAP_DAC_READ_SEARCH; without it, the path is used.
+func (r *replfs) assignFd(fd int, p string, g gfid.GFID) syscall.Errno {
+	if err := unix.Fsetxattr(fd, r.brick.GFIDXattr, g[:], 0); err != nil {
+		r.log.Error("set gfid", zap.String("path", p), zap.Error(err))
+		return gofs.ToErrno(err)
+	}
+	rel := rel(g)
+	err := r.idx.withParents(g, func() error { return unix.Linkat(fd, "", r.idx.fd, rel, unix.AT_EMPTY_PATH) })
+	if err == unix.EPERM || err == unix.ENOENT {
+		err = r.idx.addLink(g, p)
+	}
+	if err != nil && err != unix.EEXIST {
+		r.log.Error("gfid index", zap.String("path", p), zap.Stringer("gfid", g), zap.Error(err))
+		return gofs.ToErrno(err)
+	}
+	return 0
+}
+
 // fixNlink hides the gfid index's extra hard link from callers.
 func fixNlink(a *fuse.Attr) {
 	if a.Mode&syscall.S_IFMT != syscall.S_IFDIR && a.Nlink > 1 {

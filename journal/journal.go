@@ -174,13 +174,16 @@ func (j *Journal) Enter() { j.gate.RLock() }
 // Exit ends an operation section.
 func (j *Journal) Exit() { j.gate.RUnlock() }
 
-// Append writes r to the active segment with one write(2), assigning
-// r.Seq and r.Time. D and M records already written in this segment for
-// the same (Op, GFID, Xattr) are dropped: Append returns nil and sets
-// r.Seq to 0. Call it between Enter and Exit, or from OnRollover.
-func (j *Journal) Append(r *Record) error {
-	if !r.Op.Valid() {
-		return fmt.Errorf("append: invalid op %d", r.Op)
+// Append writes records to the active segment, all of them with one
+// write(2) (so an operation that needs an entry and a data record pays for
+// one call), and assigns their Seq and Time. It must be called between
+// Enter and Exit, or from OnRollover. A D or M record equal to one already
+// in the active segment is skipped (its Seq is left 0).
+func (j *Journal) Append(recs ...*Record) error {
+	for _, r := range recs {
+		if !r.Op.Valid() {
+			return fmt.Errorf("append: invalid op %d", r.Op)
+		}
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -190,34 +193,64 @@ func (j *Journal) Append(r *Record) error {
 	if j.err != nil {
 		return j.err
 	}
-	coalesce := r.Op.Kind() != KindEntry
-	key := coalesceKey{r.Op, r.GFID, r.Xattr, r.Mask}
-	if coalesce {
-		if _, ok := j.seen[key]; ok {
-			r.Seq = 0
-			return nil
+	buf := j.buf[:0]
+	seq := j.lastSeq.Load()
+	var now int64
+	var keys [4]coalesceKey
+	nkeys := 0
+	for _, r := range recs {
+		r.Seq = 0
+		if r.Op.Kind() != KindEntry {
+			key := coalesceKey{r.Op, r.GFID, r.Xattr, r.Mask}
+			if _, ok := j.seen[key]; ok || containsKey(keys[:nkeys], key) {
+				continue
+			}
+			if nkeys < len(keys) {
+				keys[nkeys] = key
+				nkeys++
+			}
 		}
+		if now == 0 {
+			now = j.now().UnixNano()
+		}
+		seq++
+		r.Seq, r.Time = seq, now
+		start := len(buf)
+		buf = Encode(append(buf, make([]byte, frameHeader)...), r)
+		if len(buf)-start-frameHeader > maxPayload {
+			for _, r := range recs {
+				r.Seq = 0
+			}
+			return fmt.Errorf("append %s: record of %d bytes is too large", r.Op, len(buf)-start-frameHeader)
+		}
+		buf = append(buf[:start], putFrame(buf[start:])...)
 	}
-	seq := j.lastSeq.Load() + 1
-	r.Seq, r.Time = seq, j.now().UnixNano()
-	buf := Encode(j.buf[:frameHeader], r)
-	if len(buf)-frameHeader > maxPayload {
-		r.Seq = 0
-		return fmt.Errorf("append %s: record of %d bytes is too large", r.Op, len(buf)-frameHeader)
-	}
-	buf = putFrame(buf)
 	j.buf = buf[:0]
+	if len(buf) == 0 {
+		return nil
+	}
 	if _, err := j.f.WriteAt(buf, j.off); err != nil {
-		r.Seq = 0
+		for _, r := range recs {
+			r.Seq = 0
+		}
 		return j.writeFailed(err)
 	}
 	j.off += int64(len(buf))
-	j.records++
+	j.records += int(seq - j.lastSeq.Load())
 	j.lastSeq.Store(seq)
-	if coalesce {
-		j.seen[key] = struct{}{}
+	for _, k := range keys[:nkeys] {
+		j.seen[k] = struct{}{}
 	}
 	return nil
+}
+
+func containsKey(keys []coalesceKey, k coalesceKey) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
 }
 
 // writeFailed cuts a partial frame so later records stay readable; if it

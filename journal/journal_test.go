@@ -456,3 +456,36 @@ func TestReaderFollowsLiveJournal(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendSeveralRecordsAtOnce: an entry and its data record go out in
+// one call with consecutive seqs; a D already in the segment, or twice in
+// the call, is skipped.
+func TestAppendSeveralRecordsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir, Options{Rollover: time.Hour})
+	g := gfid.New()
+	create := &Record{Op: OpCreate, GFID: g, Parent: gfid.Root, Name: "f"}
+	d1, d2 := &Record{Op: OpData, GFID: g}, &Record{Op: OpData, GFID: g}
+	j.Enter()
+	if err := j.Append(create, d1, d2); err != nil {
+		t.Fatal(err)
+	}
+	again := &Record{Op: OpData, GFID: g}
+	if err := j.Append(again); err != nil {
+		t.Fatal(err)
+	}
+	j.Exit()
+	if create.Seq != 1 || d1.Seq != 2 || d2.Seq != 0 || again.Seq != 0 {
+		t.Fatalf("seqs %d %d %d %d, want 1 2 0 0", create.Seq, d1.Seq, d2.Seq, again.Seq)
+	}
+	if create.Time != d1.Time || create.Time == 0 {
+		t.Errorf("times %d %d", create.Time, d1.Time)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := readAll(t, dir, 0, ReaderOptions{IncludeOpen: true})
+	if len(recs) != 2 || recs[0].Op != OpCreate || recs[1].Op != OpData {
+		t.Fatalf("read back %+v", recs)
+	}
+}
