@@ -5,58 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replfs/replfs/internal/mountinfo"
 )
 
 // mount is one line of /proc/self/mountinfo.
-type mount struct {
-	Device     string // major:minor; for FUSE the minor is the fusectl connection number
-	Mountpoint string
-	FSType     string
-	Source     string
-}
+type mount = mountinfo.Entry
 
-func readMounts() ([]mount, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []mount
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 2 {
-			continue
-		}
-		out = append(out, mount{Device: f[2], Mountpoint: unescapeMount(f[4]), FSType: g[0], Source: unescapeMount(g[1])})
-	}
-	return out, nil
-}
-
-// unescapeMount undoes the kernel's octal escaping of space, tab, newline
-// and backslash in mountinfo fields.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+func readMounts() ([]mount, error) { return mountinfo.Read() }
 
 // mountAt returns the mount whose mountpoint is exactly path, if any (the
 // last one, the one visible at path, when several are stacked).

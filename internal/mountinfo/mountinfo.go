@@ -10,6 +10,7 @@ import (
 
 // Entry is one mount.
 type Entry struct {
+	Device     string // major:minor; for FUSE the minor is the fusectl connection number
 	Mountpoint string
 	FSType     string // e.g. "ext4", "fuse.replfs"
 	Source     string // for a replfs mount: the brick
@@ -35,7 +36,7 @@ func parse(data string) []Entry {
 		if len(pre) < 5 || len(post) < 2 {
 			continue
 		}
-		out = append(out, Entry{Mountpoint: unescape(pre[4]), FSType: post[0], Source: unescape(post[1])})
+		out = append(out, Entry{Device: pre[2], Mountpoint: unescape(pre[4]), FSType: post[0], Source: unescape(post[1])})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ func TestParse(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("parsed %d entries: %+v", len(got), got)
 	}
-	if got[0] != (Entry{Mountpoint: "/mnt/my data", FSType: "fuse.replfs", Source: "/srv/my brick"}) {
+	if got[0] != (Entry{Device: "98:0", Mountpoint: "/mnt/my data", FSType: "fuse.replfs", Source: "/srv/my brick"}) {
 		t.Errorf("entry 0 = %+v", got[0])
 	}
 	if got[1].Mountpoint != "/" || got[1].FSType != "ext4" {
