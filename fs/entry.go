@@ -22,7 +22,6 @@ var (
 	_ = (gofs.NodeUnlinker)((*node)(nil))
 	_ = (gofs.NodeRmdirer)((*node)(nil))
 	_ = (gofs.NodeRenamer)((*node)(nil))
-	_ = (gofs.NodeTmpfiler)((*node)(nil))
 )
 
 func caller(ctx context.Context) (uid, gid uint32) {
@@ -155,18 +154,17 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, cn.wrapFile(fh, flags), fuseFlags, 0
 }
 
-// Tmpfile is refused: an O_TMPFILE inode has no name to journal, and the
-// kernel falls back to a named temporary file for most callers.
-func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EOPNOTSUPP
-}
-
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n.hidden(name) {
 		return nil, syscall.EPERM
 	}
 	tn, ok := target.(*node)
 	if !ok {
+		return nil, syscall.EXDEV
+	}
+	if _, p := tn.Parent(); p == nil {
+		// An O_TMPFILE inode: it has no name to link from (loopback
+		// refuses it too), and it was never journaled.
 		return nil, syscall.EXDEV
 	}
 	g, errno := tn.gfid()

@@ -64,6 +64,9 @@ func CheckMountpoint(mnt string) (string, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("mountpoint %s does not exist", mnt)
 	}
+	if errors.Is(err, syscall.ENOTCONN) {
+		return "", fmt.Errorf("mountpoint %s is a dead FUSE mount (transport endpoint is not connected); detach it with: umount -l %s", mnt, abs)
+	}
 	if err != nil {
 		return "", fmt.Errorf("mountpoint %s: %w", mnt, err)
 	}
