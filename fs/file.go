@@ -51,7 +51,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if errno := r.record(&rec); errno != 0 {
 		return nil, 0, errno
 	}
-	if errno := n.dropPrivs(ctx, n.path(), g); errno != 0 {
+	if errno := n.dropPrivs(ctx, g); errno != 0 {
 		return nil, 0, errno
 	}
 	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)

@@ -36,10 +36,16 @@ func privileged(ctx context.Context) bool {
 	return uid == 0
 }
 
-// dropPrivs clears what a write by the caller would clear on the brick
-// inode at p, journaling each change first. Call inside Enter/Exit.
-func (n *node) dropPrivs(ctx context.Context, p string, g [16]byte) syscall.Errno {
+// dropPrivs clears what a write by the caller would clear on the node's
+// brick inode, journaling each change first. Call inside Enter/Exit. The
+// common case (root writing a file known to have no capabilities) costs
+// no system call.
+func (n *node) dropPrivs(ctx context.Context, g [16]byte) syscall.Errno {
+	if n.noCaps.Load() && privileged(ctx) {
+		return 0
+	}
 	r := n.fs
+	p := n.path()
 	if !n.noCaps.Load() {
 		sz, err := unix.Lgetxattr(p, capsXattr, nil)
 		switch {
