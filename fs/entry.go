@@ -77,13 +77,14 @@ func (n *node) newEntry(ctx context.Context, rec journal.Record, isDir bool, out
 	if errno != 0 {
 		return nil, errno
 	}
-	p := n.childPath(rec.Name)
+	path := func() string { return n.childPath(rec.Name) }
 	if fd >= 0 {
-		errno = r.assignFd(fd, p, g)
+		errno = r.assignFd(fd, path, g)
 	} else {
-		errno = r.assign(p, g, isDir, func() (gfid.GFID, string, syscall.Errno) { return pg, rec.Name, 0 })
+		errno = r.assign(path(), g, isDir, func() (gfid.GFID, string, syscall.Errno) { return pg, rec.Name, 0 })
 	}
 	if errno != 0 {
+		p := path()
 		// The inode exists but could not be identified: undo it so
 		// that the brick never holds an inode the journal cannot name.
 		if isDir {

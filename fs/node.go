@@ -193,18 +193,18 @@ func (r *replfs) assign(p string, g gfid.GFID, isDir bool, parent func() (gfid.G
 // assignFd is assign for a file just created and still open: the xattr
 // and the index link go through its descriptor, with no path walk. Linking
 // by descriptor needs CAP_DAC_READ_SEARCH; without it, the path is used.
-func (r *replfs) assignFd(fd int, p string, g gfid.GFID) syscall.Errno {
+func (r *replfs) assignFd(fd int, path func() string, g gfid.GFID) syscall.Errno {
 	if err := unix.Fsetxattr(fd, r.brick.GFIDXattr, g[:], 0); err != nil {
-		r.log.Error("set gfid", zap.String("path", p), zap.Error(err))
+		r.log.Error("set gfid", zap.String("path", path()), zap.Error(err))
 		return gofs.ToErrno(err)
 	}
 	rel := rel(g)
 	err := r.idx.withParents(g, func() error { return unix.Linkat(fd, "", r.idx.fd, rel, unix.AT_EMPTY_PATH) })
 	if err == unix.EPERM || err == unix.ENOENT {
-		err = r.idx.addLink(g, p)
+		err = r.idx.addLink(g, path())
 	}
 	if err != nil && err != unix.EEXIST {
-		r.log.Error("gfid index", zap.String("path", p), zap.Stringer("gfid", g), zap.Error(err))
+		r.log.Error("gfid index", zap.String("path", path()), zap.Stringer("gfid", g), zap.Error(err))
 		return gofs.ToErrno(err)
 	}
 	return 0
