@@ -145,11 +145,10 @@ func IsMountedBrick(brick string) bool {
 func mountBrick(cfg Config, b *Brick) (*Server, error) {
 	log := cfg.Logger
 	r := &replfs{
-		brick:       b,
-		log:         log,
-		openWrite:   map[*node]int{},
-		dirty:       map[*node]int64{},
-		xattrPrefix: strings.TrimSuffix(b.GFIDXattr, "gfid"),
+		brick:     b,
+		log:       log,
+		openWrite: map[*node]int{},
+		dirty:     map[*node]int64{},
 	}
 	idx, err := openIndex(b)
 	if err != nil {

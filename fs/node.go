@@ -26,9 +26,6 @@ type replfs struct {
 	log    *zap.Logger
 	root   *node
 
-	// hidden prefix of replfs's own xattrs on this brick.
-	xattrPrefix string
-
 	mu sync.Mutex
 	// openWrite counts open-for-write handles per node: with passthrough
 	// the daemon never sees their writes, so a D record is written for

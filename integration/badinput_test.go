@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -111,7 +112,7 @@ func TestMountpointInUseAndBrickAlreadyMounted(t *testing.T) {
 	before := snapshot(t, filepath.Join(f.Brick, ".replfs/journal"))
 	expectOneLineError(t, run(t, "mount", f.Brick, mnt2), 1, "already mounted by another replfs")
 	if isMounted(mnt2) {
-		syscall_unmount(mnt2)
+		syscall.Unmount(mnt2, syscall.MNT_DETACH)
 		t.Fatal("brick mounted twice")
 	}
 	if after := snapshot(t, filepath.Join(f.Brick, ".replfs/journal")); after != before {

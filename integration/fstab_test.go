@@ -41,23 +41,26 @@ func requireMountFuse3(t *testing.T) {
 	t.Skip("mount.fuse3 missing (Debian package fuse3)")
 }
 
-func mountFstab(t *testing.T, fstab, mnt string) (string, error) {
+// mountFstab writes a one-line fstab for the fixture with the given
+// options and runs "mount --fstab FILE MOUNTPOINT", with replfs installed
+// where mount(8) finds it.
+func mountFstab(t *testing.T, f *fixture, opts string) (string, error) {
 	t.Helper()
-	out, err := exec.Command("mount", "--fstab", fstab, mnt).CombinedOutput()
+	requireFUSE(t)
+	requireMountFuse3(t)
+	installHelper(t, "/usr/local/bin/replfs")
+	fstab := filepath.Join(f.Root, "fstab")
+	line := fmt.Sprintf("%s %s fuse.replfs %s 0 0\n", f.Brick, f.Mnt, opts)
+	must(t, os.WriteFile(fstab, []byte(line), 0o644))
+	out, err := exec.Command("mount", "--fstab", fstab, f.Mnt).CombinedOutput()
 	return string(out), err
 }
 
 // TestFstabMountsWithFuseType mounts from an fstab line of type fuse.replfs
 // with the real mount(8), the way "mount /data" does at boot.
 func TestFstabMountsWithFuseType(t *testing.T) {
-	requireFUSE(t)
-	requireMountFuse3(t)
-	installHelper(t, "/usr/local/bin/replfs")
 	f := newFixture(t)
-	fstab := filepath.Join(f.Root, "fstab")
-	line := fmt.Sprintf("%s %s fuse.replfs defaults,_netdev,nofail,rollover=200ms,x-systemd.automount 0 0\n", f.Brick, f.Mnt)
-	must(t, os.WriteFile(fstab, []byte(line), 0o644))
-	out, err := mountFstab(t, fstab, f.Mnt)
+	out, err := mountFstab(t, f, "defaults,_netdev,nofail,rollover=200ms,x-systemd.automount")
 	if err != nil {
 		t.Fatalf("mount --fstab: %v: %s", err, out)
 	}
@@ -87,13 +90,8 @@ func TestFstabMountsWithFuseType(t *testing.T) {
 // TestFstabBadOptionFailsMount checks that a mount failure makes mount(8)
 // fail with the reason, and leaves the brick untouched.
 func TestFstabBadOptionFailsMount(t *testing.T) {
-	requireFUSE(t)
-	requireMountFuse3(t)
-	installHelper(t, "/usr/local/bin/replfs")
 	f := newFixture(t)
-	fstab := filepath.Join(f.Root, "fstab")
-	must(t, os.WriteFile(fstab, []byte(fmt.Sprintf("%s %s fuse.replfs defaults,turbo=yes 0 0\n", f.Brick, f.Mnt)), 0o644))
-	out, err := mountFstab(t, fstab, f.Mnt)
+	out, err := mountFstab(t, f, "defaults,turbo=yes")
 	if err == nil {
 		f.unmountQuiet(t)
 		t.Fatal("mount with an unknown option succeeded")

@@ -229,7 +229,3 @@ func writeFile(t testing.TB, p, content string) {
 	t.Helper()
 	must(t, os.WriteFile(p, []byte(content), 0o644))
 }
-
-func syscall_unmount(dir string) { syscall.Unmount(dir, syscall.MNT_DETACH) }
-
-func sscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +91,7 @@ func TestFileOpenForWritingGetsDataRecordInEverySegment(t *testing.T) {
 	for _, s := range segs {
 		var a, b uint64
 		base := filepath.Base(s)
-		if _, err := fmtSscanf(base, &a, &b); err == nil {
+		if _, err := fmt.Sscanf(base, "seg-%020d-%020d.rjl", &a, &b); err == nil {
 			ranges = append(ranges, [2]uint64{a, b})
 		}
 	}
@@ -107,10 +108,6 @@ func TestFileOpenForWritingGetsDataRecordInEverySegment(t *testing.T) {
 	if len(withD) != len(ranges) {
 		t.Errorf("%d of %d sealed segments carry a D record for the open file", len(withD), len(ranges))
 	}
-}
-
-func fmtSscanf(base string, a, b *uint64) (int, error) {
-	return sscanf(base, "seg-%020d-%020d.rjl", a, b)
 }
 
 func countSegments(t *testing.T, brick string) int {
