@@ -307,3 +307,9 @@ func (s *Server) Brick() string { return s.brick.Path }
 
 // Journal returns the mount's journal (for tests and the replicator).
 func (s *Server) Journal() *journal.Journal { return s.fs.j }
+
+// BrickInfo returns what the replicator needs of the brick: its id and
+// the names of the gfid and xtime xattrs in use.
+func (s *Server) BrickInfo() (id, gfidXattr, xtimeXattr string) {
+	return s.brick.Info.ID, s.brick.GFIDXattr, s.brick.XtimeXattr
+}

@@ -72,6 +72,9 @@ type Journal struct {
 
 	rmu sync.Mutex // serializes retention passes
 
+	sealedMu sync.Mutex
+	sealed   chan struct{} // closed and replaced at every seal
+
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -108,6 +111,7 @@ func Open(opts Options) (*Journal, error) {
 		onRoll:    opts.OnRollover,
 		buf:       make([]byte, 0, 512),
 		seen:      make(map[coalesceKey]struct{}),
+		sealed:    make(chan struct{}),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -381,10 +385,22 @@ func (j *Journal) seal() error {
 	if err := os.Rename(path, segPath(j.dir, closed)); err != nil {
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
+	j.sealedMu.Lock()
+	close(j.sealed)
+	j.sealed = make(chan struct{})
+	j.sealedMu.Unlock()
 	if ce := j.log.Check(zap.DebugLevel, "journal segment sealed"); ce != nil {
 		ce.Write(zap.String("segment", closed), zap.Int("records", j.records))
 	}
 	return nil
+}
+
+// Sealed returns a channel that is closed when the next segment is sealed
+// (readers of closed segments wait on it instead of polling).
+func (j *Journal) Sealed() <-chan struct{} {
+	j.sealedMu.Lock()
+	defer j.sealedMu.Unlock()
+	return j.sealed
 }
 
 // Close stops the rollover ticker, seals the active segment and releases
@@ -446,3 +462,6 @@ func (j *Journal) run() {
 		}
 	}
 }
+
+// Dir returns the journal's directory.
+func (j *Journal) Dir() string { return j.dir }

@@ -5,6 +5,7 @@ package options
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,12 @@ type Mount struct {
 	FsName          string
 	LogFile         string
 	LogLevel        string
+
+	// Replication.
+	Mirrors       []string // mirror=PATH, repeatable: directory mirrors
+	SyncJobs      int      // sync-jobs=N: parallel data transfers per target
+	BatchSize     int      // batch-size=N: journal records per batch
+	IgnoreDeletes bool     // ignore-deletes: never remove from targets
 }
 
 // generic options meant for mount(8), the kernel or systemd, not for replfs.
@@ -83,6 +90,14 @@ func (m *Mount) set(opt string) error {
 		*p = d
 		return nil
 	}
+	count := func(p *int, lo, hi int) error {
+		n, err := strconv.Atoi(val)
+		if !hasVal || err != nil || n < lo || n > hi {
+			return fmt.Errorf("mount option %s needs a whole number from %d to %d (got %q)", key, lo, hi, opt)
+		}
+		*p = n
+		return nil
+	}
 	str := func(p *string) error {
 		if !hasVal || val == "" {
 			return fmt.Errorf("mount option %s needs a value", key)
@@ -91,6 +106,26 @@ func (m *Mount) set(opt string) error {
 		return nil
 	}
 	switch key {
+	case "mirror":
+		if !hasVal || val == "" {
+			return fmt.Errorf("mount option mirror needs a directory, e.g. mirror=/backup/data")
+		}
+		if !strings.HasPrefix(val, "/") {
+			return fmt.Errorf("mount option mirror=%s: the path must be absolute", val)
+		}
+		for _, m := range m.Mirrors {
+			if m == val {
+				return fmt.Errorf("mount option mirror=%s given twice", val)
+			}
+		}
+		m.Mirrors = append(m.Mirrors, val)
+		return nil
+	case "sync-jobs", "sync_jobs":
+		return count(&m.SyncJobs, 1, 64)
+	case "batch-size", "batch_size":
+		return count(&m.BatchSize, 1, 1<<20)
+	case "ignore-deletes", "ignore_deletes":
+		return flag(&m.IgnoreDeletes)
 	case "rollover":
 		return dur(&m.Rollover, 10*time.Millisecond)
 	case "retention":
@@ -128,4 +163,4 @@ func (m *Mount) set(opt string) error {
 }
 
 // Known lists the replfs options, for help texts.
-const Known = "rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"
+const Known = "mirror=DIR (repeatable), sync-jobs=N, batch-size=N, ignore-deletes, rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"

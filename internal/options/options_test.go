@@ -39,10 +39,30 @@ func TestParseRejectsBadInput(t *testing.T) {
 		{"allow_other=yes", "takes no value"},
 		{"log-level=loud", "not one of"},
 		{"fsname=", "needs a value"},
+		{"mirror=relative/dir", "must be absolute"},
+		{"mirror", "needs a directory"},
+		{"mirror=/a,mirror=/a", "given twice"},
+		{"sync-jobs=0", "whole number from 1"},
+		{"sync-jobs=many", "whole number"},
+		{"batch-size=-3", "whole number"},
+		{"ignore-deletes=1", "takes no value"},
 	} {
 		_, err := Parse([]string{"rw," + tc.in})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) = %v, want error containing %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+func TestParseReplication(t *testing.T) {
+	m, err := Parse([]string{"rw,mirror=/backup/a,mirror=/mnt/nfs/b,sync-jobs=4", "batch-size=100,ignore-deletes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Mirrors) != 2 || m.Mirrors[0] != "/backup/a" || m.Mirrors[1] != "/mnt/nfs/b" {
+		t.Fatalf("mirrors = %q", m.Mirrors)
+	}
+	if m.SyncJobs != 4 || m.BatchSize != 100 || !m.IgnoreDeletes {
+		t.Fatalf("parsed %+v", m)
 	}
 }

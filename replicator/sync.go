@@ -1,0 +1,629 @@
+package replicator
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/journal"
+)
+
+// errTarget marks an error of the target as a whole (gone, read-only,
+// full, failing I/O): the batch stops and is retried later.
+type targetError struct{ err error }
+
+func (e *targetError) Error() string { return e.err.Error() }
+func (e *targetError) Unwrap() error { return e.err }
+
+// classify wraps errors that no retry of a single entry can fix.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *targetError
+	if errors.As(err, &te) {
+		return err
+	}
+	for _, e := range []syscall.Errno{syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT, syscall.EIO,
+		syscall.ENOTCONN, syscall.ESTALE, syscall.EACCES} {
+		if errors.Is(err, e) {
+			return &targetError{err}
+		}
+	}
+	return err
+}
+
+// counters shared by a worker's syncers.
+type counters struct {
+	bytes, files, failures atomic.Uint64
+}
+
+// syncer makes one target converge to the brick for a set of names and
+// inodes: the work of one batch (or of one hybrid crawl). The brick is the
+// truth: every decision reads its current state, so records of operations
+// that failed or were overtaken by later ones are harmless, and replaying
+// a batch twice changes nothing the second time.
+type syncer struct {
+	b    *brickTree
+	t    Target
+	log  *zap.Logger
+	c    *counters
+	jobs int
+
+	ignoreDeletes bool
+
+	data     map[gfid.GFID]struct{}
+	meta     map[gfid.GFID]struct{}
+	dirMeta  map[gfid.GFID]struct{} // directories whose attributes (times) are set last
+	walk     []gfid.GFID            // directories to compare whole
+	walked   map[gfid.GFID]struct{}
+	made     map[gfid.GFID]struct{} // directories made by an MKDIR of this batch
+	hints    map[gfid.GFID]nameRef  // rename destinations named in this batch
+	pending  map[gfid.GFID]struct{} // files being created by the pool
+	deferred []nameRef              // names to converge after the pool
+
+	pool     chan func() error
+	poolWG   sync.WaitGroup
+	poolMu   sync.Mutex
+	poolErr  error
+	creating bool // create new files with content through the pool (hybrid)
+}
+
+func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
+	return &syncer{b: b, t: t, log: log, c: c, jobs: max(jobs, 1), ignoreDeletes: ignoreDeletes,
+		data: map[gfid.GFID]struct{}{}, meta: map[gfid.GFID]struct{}{}, dirMeta: map[gfid.GFID]struct{}{},
+		walked: map[gfid.GFID]struct{}{}, made: map[gfid.GFID]struct{}{}, hints: map[gfid.GFID]nameRef{},
+		pending: map[gfid.GFID]struct{}{}}
+}
+
+// fail counts an entry that could not be applied, with its gfid and path.
+func (s *syncer) fail(what string, g gfid.GFID, where string, err error) {
+	s.c.failures.Add(1)
+	s.log.Warn("replication failed", zap.String("target", s.t.Name()), zap.String("op", what),
+		zap.Stringer("gfid", g), zap.String("path", where), zap.Error(err))
+}
+
+// retry runs op up to three times; a target-wide error ends the batch.
+func (s *syncer) retry(what string, g gfid.GFID, where string, op func() error) error {
+	var err error
+	for range 3 {
+		if err = classify(op()); err == nil {
+			return nil
+		}
+		var te *targetError
+		if errors.As(err, &te) {
+			return err
+		}
+	}
+	s.fail(what, g, where, err)
+	return nil
+}
+
+// applyRecords runs a batch: entries in journal order, then meta, then
+// data with parallel transfers, then directory attributes.
+func (s *syncer) applyRecords(recs []journal.Record) error {
+	type pair struct {
+		p gfid.GFID
+		n string
+	}
+	var order []pair
+	seen := map[pair]struct{}{}
+	add := func(p gfid.GFID, n string) {
+		k := pair{p, n}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			order = append(order, k)
+		}
+	}
+	for i := range recs {
+		r := &recs[i]
+		switch r.Op.Kind() {
+		case journal.KindEntry:
+			add(r.Parent, r.Name)
+			s.dirMeta[r.Parent] = struct{}{}
+			switch r.Op {
+			case journal.OpRename:
+				add(r.Parent2, r.Name2)
+				s.dirMeta[r.Parent2] = struct{}{}
+				s.hints[r.GFID] = nameRef{r.Parent2, r.Name2}
+			case journal.OpMkdir:
+				s.made[r.GFID] = struct{}{}
+			case journal.OpCreate:
+				s.data[r.GFID] = struct{}{}
+			}
+			s.meta[r.GFID] = struct{}{}
+		case journal.KindData:
+			s.data[r.GFID] = struct{}{}
+		case journal.KindMeta:
+			s.meta[r.GFID] = struct{}{}
+		}
+	}
+	for _, k := range order {
+		if err := s.retry("entry", gfid.Zero, k.p.String()+"/"+k.n, func() error { return s.converge(k.p, k.n) }); err != nil {
+			return err
+		}
+	}
+	return s.finish()
+}
+
+// finish runs what the entry pass left: whole-directory compares, meta,
+// data, directory attributes and limbo.
+func (s *syncer) finish() error {
+	for len(s.walk) > 0 {
+		g := s.walk[0]
+		s.walk = s.walk[1:]
+		if err := s.syncDir(g, 0, false); err != nil {
+			return err
+		}
+	}
+	for g := range s.meta {
+		if _, ok := s.data[g]; ok {
+			continue // set with the data
+		}
+		if err := s.retry("meta", g, "", func() error { return s.syncMeta(g) }); err != nil {
+			return err
+		}
+	}
+	for g := range s.data {
+		s.submit(func() error {
+			return s.retry("data", g, "", func() error { return s.syncData(g) })
+		})
+	}
+	if err := s.drain(); err != nil {
+		return err
+	}
+	for _, r := range s.deferred {
+		if err := s.retry("entry", gfid.Zero, r.name, func() error { return s.converge(r.parent, r.name) }); err != nil {
+			return err
+		}
+	}
+	s.deferred = nil
+	for g := range s.dirMeta {
+		if err := s.retry("meta", g, "", func() error { return s.syncMeta(g) }); err != nil {
+			return err
+		}
+	}
+	if n, err := s.t.EmptyLimbo(); err != nil {
+		return classify(err)
+	} else if n > 0 {
+		s.log.Debug("limbo emptied", zap.String("target", s.t.Name()), zap.Int("entries", n))
+	}
+	return nil
+}
+
+// submit runs job on the pool of sync-jobs goroutines.
+func (s *syncer) submit(job func() error) {
+	if s.pool == nil {
+		s.pool = make(chan func() error)
+		for range s.jobs {
+			s.poolWG.Add(1)
+			go func() {
+				defer s.poolWG.Done()
+				for j := range s.pool {
+					if err := j(); err != nil {
+						s.poolMu.Lock()
+						if s.poolErr == nil {
+							s.poolErr = err
+						}
+						s.poolMu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	s.pool <- job
+}
+
+// drain waits for the pool and returns its first target-wide error.
+func (s *syncer) drain() error {
+	if s.pool != nil {
+		close(s.pool)
+		s.poolWG.Wait()
+		s.pool = nil
+	}
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	err := s.poolErr
+	s.poolErr = nil
+	clear(s.pending)
+	return err
+}
+
+// converge makes the target's parent/name hold what the brick's does.
+func (s *syncer) converge(parent gfid.GFID, name string) error {
+	bg, bst, bfound, err := s.b.lookup(parent, name)
+	if err != nil {
+		return err
+	}
+	if bfound && bg == gfid.Zero {
+		return nil // made behind the mount's back; the next reconcile names it
+	}
+	tg, ta, tfound, err := s.t.Lookup(parent, name)
+	if err != nil {
+		return err
+	}
+	if tfound && bfound && tg == bg && ta.Type() == bst.Mode&sIFMT {
+		return nil
+	}
+	if tfound {
+		if !bfound && s.ignoreDeletes {
+			return nil
+		}
+		if err := s.evict(parent, name, tg, ta); err != nil {
+			return err
+		}
+	}
+	if !bfound {
+		return nil
+	}
+	return s.place(parent, name, bg, attrOf(&bst))
+}
+
+// evict clears parent/name on the target, which holds g: moved to where
+// the brick has g now if it can be, aside if the brick still has g, else
+// removed with its subtree.
+func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
+	s.dirMeta[parent] = struct{}{}
+	if g != gfid.Zero && s.b.has(g) {
+		var dest nameRef
+		ok := false
+		if ta.Type() == sIFDIR {
+			if p, n, err := s.b.dirParent(g); err == nil {
+				dest, ok = nameRef{p, n}, true
+			}
+		} else if h, found := s.hints[g]; found {
+			if bg, _, bfound, _ := s.b.lookup(h.parent, h.name); bfound && bg == g {
+				dest, ok = h, true
+			}
+		}
+		if ok && dest != (nameRef{parent, name}) {
+			if _, err := s.t.Stat(dest.parent); err == nil {
+				if _, _, taken, err := s.t.Lookup(dest.parent, dest.name); err == nil && !taken {
+					if err := s.t.Rename(g, parent, name, dest.parent, dest.name); err == nil {
+						s.dirMeta[dest.parent] = struct{}{}
+						return nil
+					}
+				}
+			}
+		}
+		return s.t.Aside(parent, name, g)
+	}
+	return s.remove(parent, name, g, ta)
+}
+
+// remove deletes parent/name (holding g, which the brick no longer has)
+// from the target; children the brick still has are set aside, not lost.
+func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
+	if ta.Type() != sIFDIR {
+		return s.t.Unlink(parent, name, g)
+	}
+	if g == gfid.Zero {
+		if m, ok := s.t.(*Mirror); ok {
+			return m.RemoveAll(parent, name, g) // made by hand on the mirror
+		}
+	}
+	ents, err := s.t.ReadDir(g)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.GFID == gfid.Zero && e.Mode == sIFDIR {
+			if m, ok := s.t.(*Mirror); ok {
+				if err := m.RemoveAll(g, e.Name, e.GFID); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if e.GFID != gfid.Zero && s.b.has(e.GFID) {
+			if err := s.t.Aside(g, e.Name, e.GFID); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.remove(g, e.Name, e.GFID, Attr{Mode: e.Mode}); err != nil {
+			return err
+		}
+	}
+	return s.t.Rmdir(parent, name, g)
+}
+
+// ensureDir makes sure directory g exists on the target, making its
+// missing ancestors from the brick.
+func (s *syncer) ensureDir(g gfid.GFID) error {
+	if g == gfid.Root {
+		return nil
+	}
+	if a, err := s.t.Stat(g); err == nil && a.Type() == sIFDIR {
+		return nil
+	}
+	p, n, err := s.b.dirParent(g)
+	if err != nil {
+		return fmt.Errorf("parent %s is not on the brick: %w", g, err)
+	}
+	if err := s.ensureDir(p); err != nil {
+		return err
+	}
+	return s.converge(p, n)
+}
+
+// place puts brick inode g (attributes a) at parent/name on the target.
+func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error {
+	if err := s.ensureDir(parent); err != nil {
+		return err
+	}
+	s.dirMeta[parent] = struct{}{}
+	if _, busy := s.pending[g]; busy {
+		s.deferred = append(s.deferred, nameRef{parent, name})
+		return nil
+	}
+	if ta, err := s.t.Stat(g); err == nil {
+		if ta.Type() == sIFDIR {
+			op, on, err := s.t.Where(g)
+			if err != nil {
+				return err
+			}
+			return s.t.Rename(g, op, on, parent, name)
+		}
+		return s.t.Link(g, parent, name)
+	} else if !isNoEntry(err) {
+		return err
+	}
+	switch a.Type() {
+	case sIFREG:
+		if s.creating {
+			s.pending[g] = struct{}{}
+			s.submit(func() error {
+				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g) })
+			})
+			return nil
+		}
+		s.data[g] = struct{}{}
+		return s.t.Make(parent, name, g, a, "", nil)
+	case sIFDIR:
+		bp, err := s.b.dirPath(g)
+		if err != nil {
+			return err
+		}
+		x, err := readXattrs(bp)
+		if err != nil {
+			return err
+		}
+		if err := s.t.Make(parent, name, g, a, "", x); err != nil {
+			return err
+		}
+		s.dirMeta[g] = struct{}{}
+		if _, ok := s.made[g]; !ok {
+			s.walk = append(s.walk, g)
+		}
+		return nil
+	default:
+		bp, _, err := s.b.stat(g)
+		if err != nil {
+			return err
+		}
+		var link string
+		if a.Type() == sIFLNK {
+			if link, err = os.Readlink(bp); err != nil {
+				return err
+			}
+		}
+		x, err := readXattrs(bp)
+		if err != nil {
+			return err
+		}
+		if err := s.t.Make(parent, name, g, a, link, x); err != nil {
+			return err
+		}
+		return s.t.SetMeta(g, a, x, MetaTimes)
+	}
+}
+
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID) error {
+	f, a, err := s.b.open(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	x, err := readXattrs(f.Name())
+	if err != nil {
+		return err
+	}
+	n, err := s.t.CreateFile(parent, name, g, f, a, x)
+	if errors.Is(err, fs.ErrExist) {
+		// Taken meanwhile: converge the name again after the pool.
+		s.poolMu.Lock()
+		s.deferred = append(s.deferred, nameRef{parent, name})
+		s.poolMu.Unlock()
+		return nil
+	}
+	if err == nil {
+		s.c.bytes.Add(uint64(n))
+		s.c.files.Add(1)
+	}
+	return err
+}
+
+// syncData brings g's content to the target unless it already has it.
+func (s *syncer) syncData(g gfid.GFID) error {
+	ta, err := s.t.Stat(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil // not on the target (yet): its entry decides
+		}
+		return err
+	}
+	if ta.Type() != sIFREG {
+		return s.syncMeta(g)
+	}
+	f, a, err := s.b.open(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	if a.Size == ta.Size && a.Mtime == ta.Mtime {
+		return s.syncMeta(g)
+	}
+	x, err := readXattrs(f.Name())
+	if err != nil {
+		return err
+	}
+	n, err := s.t.WriteFile(g, f, a, x)
+	if err == nil {
+		s.c.bytes.Add(uint64(n))
+		s.c.files.Add(1)
+	}
+	return err
+}
+
+// syncMeta copies g's owner, mode, xattrs and times where they differ.
+func (s *syncer) syncMeta(g gfid.GFID) error {
+	bp, a, err := s.b.stat(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	}
+	ta, err := s.t.Stat(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	}
+	if ta.Type() != a.Type() {
+		return nil
+	}
+	var what Meta
+	if ta.UID != a.UID || ta.GID != a.GID {
+		what |= MetaOwner | MetaMode // chown may clear set-id bits
+	}
+	if ta.Mode&0o7777 != a.Mode&0o7777 {
+		what |= MetaMode
+	}
+	if ta.Mtime != a.Mtime {
+		what |= MetaTimes
+	}
+	bx, err := readXattrs(bp)
+	if err != nil {
+		return err
+	}
+	tx, err := s.t.Xattrs(g)
+	if err != nil {
+		return err
+	}
+	if !xattrsEqual(bx, tx) {
+		what |= MetaXattrs | MetaTimes
+	}
+	if what == 0 {
+		return nil
+	}
+	return s.t.SetMeta(g, a, bx, what|MetaTimes)
+}
+
+func xattrsEqual(a, b Xattrs) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || string(v) != string(w) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncDir compares directory g's listing on both sides and converges every
+// name. deep descends into every subdirectory whose brick xtime is newer
+// than since (all of them when since is 0); otherwise only into
+// directories made by this pass.
+func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
+	if _, ok := s.walked[g]; ok {
+		return nil
+	}
+	s.walked[g] = struct{}{}
+	bents, err := s.b.readDir(g)
+	if err != nil {
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	}
+	tents, err := s.t.ReadDir(g)
+	if err != nil && !isNoEntry(err) {
+		return err
+	}
+	names := make(map[string]struct{}, len(bents)+len(tents))
+	for _, e := range bents {
+		names[e.Name] = struct{}{}
+		if err := s.retry("entry", e.GFID, e.Name, func() error { return s.converge(g, e.Name) }); err != nil {
+			return err
+		}
+		if e.Mode != sIFDIR {
+			if s.creating {
+				if _, busy := s.pending[e.GFID]; busy {
+					continue
+				}
+			}
+			s.data[e.GFID] = struct{}{}
+		}
+	}
+	for _, e := range tents {
+		if _, ok := names[e.Name]; ok {
+			continue
+		}
+		if err := s.retry("entry", e.GFID, e.Name, func() error { return s.converge(g, e.Name) }); err != nil {
+			return err
+		}
+	}
+	s.dirMeta[g] = struct{}{}
+	if !deep {
+		return nil
+	}
+	for _, e := range bents {
+		if e.Mode != sIFDIR || e.GFID == gfid.Zero {
+			continue
+		}
+		if since > 0 {
+			if dp, err := s.b.dirPath(e.GFID); err == nil {
+				if xt, ok := s.b.xtimeOf(dp); ok && xt <= since {
+					continue // nothing changed below since the target's stime
+				}
+			}
+		}
+		if err := s.syncDir(e.GFID, since, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hybrid walks the whole brick (pruned by xtime when since > 0) and
+// converges the target to it.
+func (s *syncer) hybrid(since int64) error {
+	s.creating = true
+	if err := s.syncDir(gfid.Root, since, true); err != nil {
+		s.drain()
+		return err
+	}
+	if err := s.drain(); err != nil {
+		return err
+	}
+	s.creating = false
+	return s.finish()
+}

@@ -1,0 +1,98 @@
+package replicator
+
+import (
+	"os"
+	"time"
+
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// Attr is what a target keeps of one inode besides its name and content.
+type Attr struct {
+	Mode  uint32 // file type and permission bits, as st_mode
+	UID   uint32
+	GID   uint32
+	Rdev  uint64
+	Size  int64
+	Atime int64 // unix nanoseconds
+	Mtime int64
+	Ino   uint64 // the target's own inode number (hard-link groups); ignored when setting
+	Nlink uint32 // the target's link count, index link excluded; ignored when setting
+}
+
+// Type returns the file type bits.
+func (a Attr) Type() uint32 { return a.Mode & sIFMT }
+
+// DirEntry is one name of a directory listing.
+type DirEntry struct {
+	Name string
+	GFID gfid.GFID // zero when the entry has none (made behind replfs's back)
+	Mode uint32    // type bits only
+}
+
+// Xattrs maps user-visible xattr names to values (replfs's own excluded).
+type Xattrs map[string][]byte
+
+// Meta selects what SetMeta changes.
+type Meta uint8
+
+const (
+	MetaOwner Meta = 1 << iota
+	MetaMode
+	MetaXattrs
+	MetaTimes
+	MetaAll = MetaOwner | MetaMode | MetaXattrs | MetaTimes
+)
+
+// Target is where a worker replicates to. Every operation names inodes by
+// gfid; a target refuses to remove or overwrite an entry whose gfid is not
+// the one the call names (fs.ErrExist / errNoEntry), so that a conflict is
+// seen by the worker and resolved there, never lost silently. The
+// directory mirror implements it; a remote mirror and an erasure-coded
+// fragment set are meant to.
+type Target interface {
+	Name() string // as configured (path or address)
+	Kind() string // "mirror", ...
+	// Open checks that the target is reachable and is (or can become) a
+	// target of the brick brickID, and prepares it; Check repeats the
+	// reachability test before each batch.
+	Open(brickID string) error
+	Check() error
+	Close() error
+
+	Lookup(parent gfid.GFID, name string) (g gfid.GFID, a Attr, found bool, err error)
+	Stat(g gfid.GFID) (Attr, error)
+	ReadDir(dir gfid.GFID) ([]DirEntry, error)
+	Xattrs(g gfid.GFID) (Xattrs, error)
+	// Where returns directory g's parent and name.
+	Where(g gfid.GFID) (gfid.GFID, string, error)
+
+	// Make creates parent/name as inode g: a directory, an empty regular
+	// file, a symlink to link, a device, fifo or socket, with a's owner
+	// and mode and the given xattrs.
+	Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link string, x Xattrs) error
+	// CreateFile creates parent/name as regular file g holding src's
+	// content (read from offset 0), with a's attributes; nothing is
+	// visible at parent/name until it is complete.
+	CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error)
+	// WriteFile replaces the content of the existing regular file g under
+	// every one of its names at once and sets a's attributes.
+	WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error)
+	Link(g, parent gfid.GFID, name string) error
+	Unlink(parent gfid.GFID, name string, g gfid.GFID) error
+	Rmdir(parent gfid.GFID, name string, g gfid.GFID) error
+	// Rename moves the name oldParent/oldName, which must hold g, to the
+	// free name newParent/newName.
+	Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.GFID, newName string) error
+	// Aside moves parent/name (holding g) out of the namespace into the
+	// target's limbo, where a later Rename by gfid finds it.
+	Aside(parent gfid.GFID, name string, g gfid.GFID) error
+	// EmptyLimbo removes what is still in limbo and returns the count.
+	EmptyLimbo() (int, error)
+	SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error
+
+	// Sync makes everything applied so far durable.
+	Sync() error
+	Stime() (time.Time, error)
+	SetStime(time.Time) error
+}

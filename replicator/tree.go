@@ -1,0 +1,169 @@
+package replicator
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// tree reads a brick-shaped directory: gfids in xattrs and a gfid index
+// under .replfs/gfid (hard links for non-directories, parent pointers for
+// directories). Both the brick and a directory mirror are trees.
+type tree struct {
+	root  string
+	gfidX string // xattr holding an inode's gfid
+	xtime string // xattr holding a subtree's xtime (brick only)
+}
+
+// limbo is the fixed gfid of a mirror's .replfs/limbo directory, where
+// entries wait whose brick location is not ready yet (as the index can
+// point into it, a later rename finds them there by gfid).
+var limbo = gfid.GFID{15: 2}
+
+const limboDir = ".replfs/limbo"
+
+// errNoEntry: the tree has no inode with that gfid.
+var errNoEntry = fs.ErrNotExist
+
+func (t *tree) indexPath(g gfid.GFID) string { return filepath.Join(t.root, g.IndexPath()) }
+
+// dirPath returns the absolute path of directory g, following the chain of
+// parent pointers (no kernel symlink-depth limit). It fails with
+// fs.ErrNotExist when g is not a directory of the tree.
+func (t *tree) dirPath(g gfid.GFID) (string, error) {
+	var parts []string
+	for i := 0; g != gfid.Root; i++ {
+		if g == limbo {
+			parts = append(parts, limboDir)
+			break
+		}
+		if i > 4096 {
+			return "", fmt.Errorf("%s: gfid index: pointer loop at %s", t.root, g)
+		}
+		p, name, err := t.dirParent(g)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, name)
+		g = p
+	}
+	var b strings.Builder
+	b.WriteString(t.root)
+	for i := len(parts) - 1; i >= 0; i-- {
+		b.WriteByte('/')
+		b.WriteString(parts[i])
+	}
+	return b.String(), nil
+}
+
+// dirParent reads directory g's index pointer: its parent and name.
+func (t *tree) dirParent(g gfid.GFID) (gfid.GFID, string, error) {
+	target, err := os.Readlink(t.indexPath(g))
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Err == unix.EINVAL {
+			return gfid.Zero, "", fmt.Errorf("%s: %s is not a directory: %w", t.root, g, fs.ErrNotExist)
+		}
+		return gfid.Zero, "", err
+	}
+	// ../../xx/yy/<parent>/<name>
+	dir, name := filepath.Split(target)
+	pg, err := gfid.Parse(filepath.Base(filepath.Clean(dir)))
+	if err != nil || name == "" {
+		return gfid.Zero, "", fmt.Errorf("%s: gfid index: bad pointer %q for %s", t.root, target, g)
+	}
+	return pg, name, nil
+}
+
+// gfidAt reads the gfid of path p (not following a symlink).
+func (t *tree) gfidAt(p string) (gfid.GFID, error) {
+	var b [16]byte
+	n, err := unix.Lgetxattr(p, t.gfidX, b[:])
+	if err != nil {
+		if err == unix.ENODATA {
+			return gfid.Zero, nil
+		}
+		return gfid.Zero, &fs.PathError{Op: "getxattr gfid", Path: p, Err: err}
+	}
+	if n != 16 {
+		return gfid.Zero, nil
+	}
+	return gfid.GFID(b), nil
+}
+
+// statGFID stats the inode g: a directory through its path, anything else
+// through its index link. An index link whose inode has no other name is a
+// file deleted on its way out: reported as missing.
+func (t *tree) statGFID(g gfid.GFID) (string, unix.Stat_t, error) {
+	var st unix.Stat_t
+	if g == gfid.Root {
+		err := unix.Lstat(t.root, &st)
+		return t.root, st, err
+	}
+	ip := t.indexPath(g)
+	if err := unix.Lstat(ip, &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return "", st, errNoEntry
+		}
+		return "", st, &fs.PathError{Op: "lstat", Path: ip, Err: err}
+	}
+	// A directory's pointer is a symlink with one link; a user's symlink
+	// is indexed by a hard link (two or more).
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK || st.Nlink > 1 {
+		if st.Nlink <= 1 {
+			return "", st, errNoEntry
+		}
+		return ip, st, nil
+	}
+	p, err := t.dirPath(g)
+	if err != nil {
+		return "", st, err
+	}
+	if err := unix.Lstat(p, &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return "", st, errNoEntry
+		}
+		return "", st, &fs.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", st, errNoEntry
+	}
+	if got, _ := t.gfidAt(p); got != g {
+		return "", st, errNoEntry // a stale pointer
+	}
+	return p, st, nil
+}
+
+// has reports whether the tree holds a live inode with gfid g.
+func (t *tree) has(g gfid.GFID) bool {
+	_, _, err := t.statGFID(g)
+	return err == nil
+}
+
+// lookup returns the gfid and stat of parent/name; found is false when
+// the parent or the name does not exist.
+func (t *tree) lookup(parent gfid.GFID, name string) (g gfid.GFID, st unix.Stat_t, found bool, err error) {
+	dp, err := t.dirPath(parent)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return gfid.Zero, st, false, nil
+		}
+		return gfid.Zero, st, false, err
+	}
+	p := dp + "/" + name
+	if err := unix.Lstat(p, &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return gfid.Zero, st, false, nil
+		}
+		return gfid.Zero, st, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	g, err = t.gfidAt(p)
+	return g, st, true, err
+}
