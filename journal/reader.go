@@ -228,3 +228,14 @@ func (r *Reader) Close() error {
 	r.closed = true
 	return nil
 }
+
+// Oldest returns the seq of the first record the journal in dir still
+// holds (the first seq of its oldest segment, open or sealed); ok is false
+// when there is no segment.
+func Oldest(dir string) (seq uint64, ok bool, err error) {
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) == 0 {
+		return 0, false, err
+	}
+	return segs[0].first, true, nil
+}

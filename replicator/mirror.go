@@ -691,6 +691,21 @@ func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, 
 	if err := m.linkIndex(g, tmp); err != nil {
 		return n, err
 	}
+	// Replacing a name changes its directory's times, which a content
+	// update must not: they are put back.
+	dirTimes := make(map[string][2]unix.Timespec, len(live))
+	for _, p := range live {
+		d := filepath.Dir(p)
+		var st unix.Stat_t
+		if _, ok := dirTimes[d]; !ok && unix.Lstat(d, &st) == nil {
+			dirTimes[d] = [2]unix.Timespec{st.Atim, st.Mtim}
+		}
+	}
+	defer func() {
+		for d, ts := range dirTimes {
+			unix.UtimesNanoAt(unix.AT_FDCWD, d, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+		}
+	}()
 	for i, p := range live {
 		if i == len(live)-1 {
 			err = os.Rename(tmp, p)
@@ -828,6 +843,20 @@ func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.G
 
 func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
 	return m.Rename(g, parent, name, limbo, g.String())
+}
+
+func (m *Mirror) Adopt(parent gfid.GFID, name string, g gfid.GFID) error {
+	p, st, err := m.holds(parent, name, g)
+	if err != nil {
+		return err
+	}
+	if st.Mode&sIFMT == sIFDIR {
+		return m.setDirPointer(g, parent, name)
+	}
+	if err := m.setNames(p, []nameRef{{parent, name}}); err != nil {
+		return err
+	}
+	return m.linkIndex(g, p)
 }
 
 func (m *Mirror) EmptyLimbo() (int, error) {

@@ -250,6 +250,15 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 		return err
 	}
 	if tfound && bfound && tg == bg && ta.Type() == bst.Mode&sIFMT {
+		if _, err := s.t.Stat(bg); isNoEntry(err) {
+			// Named but not indexed: a crash between making an entry and
+			// indexing it. Index it, and check its content.
+			if err := s.t.Adopt(parent, name, bg); err != nil {
+				return err
+			}
+			s.data[bg] = struct{}{}
+			s.meta[bg] = struct{}{}
+		}
 		return nil
 	}
 	if tfound {

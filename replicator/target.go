@@ -87,6 +87,9 @@ type Target interface {
 	// Aside moves parent/name (holding g) out of the namespace into the
 	// target's limbo, where a later Rename by gfid finds it.
 	Aside(parent gfid.GFID, name string, g gfid.GFID) error
+	// Adopt indexes parent/name, which holds g but is missing from the
+	// target's index (a crash between making an entry and indexing it).
+	Adopt(parent gfid.GFID, name string, g gfid.GFID) error
 	// EmptyLimbo removes what is still in limbo and returns the count.
 	EmptyLimbo() (int, error)
 	SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error

@@ -287,6 +287,20 @@ func (w *worker) read() (gap bool, err error) {
 			counts[2]++
 		}
 	}
+	if len(batch) == 0 && w.cfg.Journal.LastSeq() > cursor {
+		// Nothing to read, yet records were written after the cursor: if
+		// the journal no longer reaches back to it, they are gone.
+		if oldest, ok, err := journal.Oldest(w.cfg.Journal.Dir()); err == nil && ok && oldest > cursor+1 {
+			w.r.Close()
+			w.r = nil
+			w.log.Warn("journal gap: records after the target's cursor are gone; starting a hybrid crawl",
+				zap.String("target", w.t.Name()), zap.Uint64("cursor", cursor), zap.Uint64("oldest_seq", oldest))
+			w.mu.Lock()
+			w.st.Hybrid = true
+			w.mu.Unlock()
+			return true, nil
+		}
+	}
 	w.batch = batch
 	w.mu.Lock()
 	w.pending = counts

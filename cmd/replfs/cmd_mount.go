@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ import (
 	"github.com/replfs/replfs/fs"
 	"github.com/replfs/replfs/internal/exitcode"
 	"github.com/replfs/replfs/internal/options"
+	"github.com/replfs/replfs/replicator"
 )
 
 func newMountCmd() *cobra.Command {
@@ -82,6 +85,9 @@ func daemonize(brick, mnt string, opts []string, mo options.Mount) error {
 	// The daemon runs in /, so it gets absolute paths.
 	brick, mnt, err := fs.Validate(brick, mnt)
 	if err != nil {
+		return err
+	}
+	if err := checkMirrors(brick, mnt, mo); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -177,6 +183,9 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 	if _, _, err := fs.Validate(brick, mnt); err != nil {
 		return report(err)
 	}
+	if err := checkMirrors(brick, mnt, mo); err != nil {
+		return report(err)
+	}
 	log, err := newLogger(brick, mo, foreground)
 	if err != nil {
 		return report(err)
@@ -202,6 +211,14 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 		return report(err)
 	}
 	log.Info("mounted", zap.String("brick", srv.Brick()), zap.String("mountpoint", mnt), zap.Int("pid", os.Getpid()))
+	stopRepl, err := startReplication(srv, mo, log)
+	if err != nil {
+		log.Error("replication failed to start", zap.Error(err))
+		srv.Unmount()
+		srv.Close()
+		return report(err)
+	}
+	defer stopRepl()
 	if readyFD > 0 {
 		// Detach from the parent's terminal now that errors have gone
 		// through the pipe.
@@ -222,6 +239,7 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 	case s := <-sig:
 		log.Info("signal: unmounting", zap.Stringer("signal", s))
 		sdNotify("STOPPING=1")
+		stopRepl()
 		if err := srv.Unmount(); err != nil {
 			log.Error("unmount", zap.Error(err))
 			// Detach lazily so the journal can still be sealed.
@@ -234,6 +252,7 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 		}
 	case <-srv.Done():
 		sdNotify("STOPPING=1")
+		stopRepl()
 	}
 	if err := srv.Close(); err != nil {
 		log.Error("close", zap.Error(err))
@@ -266,4 +285,56 @@ func sdNotify(state string) {
 	}
 	defer c.Close()
 	c.Write([]byte(state))
+}
+
+// checkMirrors rejects bad mirror= options before anything changes.
+func checkMirrors(brick, mnt string, mo options.Mount) error {
+	absBrick, _ := filepath.Abs(brick)
+	absMnt, _ := filepath.Abs(mnt)
+	id := ""
+	if data, err := os.ReadFile(filepath.Join(absBrick, ".replfs", "brick.json")); err == nil {
+		var info struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(data, &info) == nil {
+			id = info.ID
+		}
+	}
+	for _, m := range mo.Mirrors {
+		if err := replicator.CheckMirrorPath(m, absBrick, absMnt, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startReplication starts a worker per target and the control socket;
+// the returned stop (safe to call twice) ends both.
+func startReplication(srv *fs.Server, mo options.Mount, log *zap.Logger) (func(), error) {
+	id, gx, xx := srv.BrickInfo()
+	var targets []replicator.Target
+	for _, m := range mo.Mirrors {
+		targets = append(targets, replicator.NewMirror(m))
+	}
+	mgr, err := replicator.Start(replicator.Config{
+		Brick: srv.Brick(), BrickID: id, GFIDXattr: gx, XtimeXattr: xx,
+		Journal: srv.Journal(), Targets: targets,
+		SyncJobs: mo.SyncJobs, BatchSize: mo.BatchSize, IgnoreDeletes: mo.IgnoreDeletes,
+		Retention: mo.Retention, Rollover: mo.Rollover, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctl, err := replicator.ServeControl(replicator.ControlSocket(srv.Brick()), mgr, log)
+	if err != nil {
+		mgr.Stop()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctl.Close()
+			mgr.Stop()
+		})
+	}, nil
 }

@@ -25,7 +25,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return exitcode.UsageError{Err: err}
 	})
-	root.AddCommand(newMountCmd(), newUmountCmd(), newJournalCmd(), newInspectCmd())
+	root.AddCommand(newMountCmd(), newUmountCmd(), newJournalCmd(), newInspectCmd(),
+		newStatusCmd(), newCheckpointCmd(), newPauseCmd(true), newPauseCmd(false))
 	return root
 }
 
