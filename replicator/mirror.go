@@ -56,6 +56,7 @@ type Mirror struct {
 	dirs map[gfid.GFID]string
 
 	tmpSeq atomic.Uint64
+	made   sync.Map // index xx/yy directories known to exist
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
@@ -307,7 +308,7 @@ func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, DirEntry{Name: n, GFID: g, Mode: st.Mode & sIFMT})
+		out = append(out, DirEntry{Name: n, GFID: g, Mode: st.Mode & sIFMT, Attr: attrOf(&st)})
 	}
 	return out, nil
 }
@@ -388,8 +389,23 @@ func (m *Mirror) setGFID(p string, g gfid.GFID) error {
 }
 
 func (m *Mirror) indexParents(g gfid.GFID) error {
+	key := uint16(g[0])<<8 | uint16(g[1])
+	if _, ok := m.made.Load(key); ok {
+		return nil
+	}
 	s := g.String()
-	return os.MkdirAll(filepath.Join(m.path, gfid.IndexDir, s[0:2], s[2:4]), 0o700)
+	xx := filepath.Join(m.path, gfid.IndexDir, s[0:2])
+	err := unix.Mkdir(xx+"/"+s[2:4], 0o700)
+	if err == unix.ENOENT {
+		if err = unix.Mkdir(xx, 0o700); err == nil || err == unix.EEXIST {
+			err = unix.Mkdir(xx+"/"+s[2:4], 0o700)
+		}
+	}
+	if err != nil && err != unix.EEXIST {
+		return &fs.PathError{Op: "mkdir", Path: xx, Err: err}
+	}
+	m.made.Store(key, true)
+	return nil
 }
 
 func (m *Mirror) setDirPointer(g, parent gfid.GFID, name string) error {
@@ -597,19 +613,7 @@ func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nam
 	if err != nil {
 		return "", 0, err
 	}
-	n, err := copyContent(f, src)
-	if err == nil {
-		err = m.setGFID(tmp, g)
-	}
-	if err == nil && len(refs) > 0 {
-		err = m.setNames(tmp, refs)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = m.setMetaPath(tmp, a, x, MetaAll)
-	}
+	n, err := m.fill(f, g, src, a, x, refs)
 	if err != nil {
 		os.Remove(tmp)
 		return "", n, err
@@ -617,10 +621,48 @@ func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nam
 	return tmp, n, nil
 }
 
+// fill writes a new file's content, identity and attributes through its
+// descriptor (no path walks), and closes it.
+func (m *Mirror) fill(f *os.File, g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (int64, error) {
+	n, err := copyContent(f, src)
+	fd := int(f.Fd())
+	if err == nil {
+		err = unix.Fsetxattr(fd, m.t.gfidX, g[:], 0)
+	}
+	if err == nil && len(refs) > 0 {
+		err = unix.Fsetxattr(fd, m.namesX, encodeNames(refs), 0)
+	}
+	for k, v := range x {
+		if err == nil {
+			err = unix.Fsetxattr(fd, k, v, 0)
+		}
+	}
+	if err == nil {
+		err = unix.Fchown(fd, int(a.UID), int(a.GID))
+	}
+	if err == nil {
+		err = unix.Fchmod(fd, a.Mode&0o7777)
+	}
+	if err == nil {
+		ts := []unix.Timespec{unix.NsecToTimespec(a.Atime), unix.NsecToTimespec(a.Mtime)}
+		err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return n, nil
+}
+
 // copyContent copies src from offset 0 (copy_file_range where the kernel
 // can, through Go's ReadFrom).
 func copyContent(dst *os.File, src *os.File) (int64, error) {
-	return io.Copy(dst, io.NewSectionReader(src, 0, 1<<62))
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return dst.ReadFrom(src)
 }
 
 func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
@@ -628,19 +670,35 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 	if err != nil {
 		return 0, err
 	}
-	tmp, n, err := m.tmpFile(g, src, a, x, []nameRef{{parent, name}})
-	if err != nil {
-		return n, err
+	// The file is made as its own index entry and gets its name only when
+	// complete: no temporary name, and nothing torn is ever visible.
+	if err := m.indexParents(g); err != nil {
+		return 0, err
 	}
-	defer os.Remove(tmp)
-	if err := m.linkIndex(g, tmp); err != nil {
-		return n, err
-	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p, unix.RENAME_NOREPLACE); err != nil {
-		if err == unix.EEXIST {
-			return n, fs.ErrExist
+	ip := m.t.indexPath(g)
+	f, err := os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		var st unix.Stat_t
+		if unix.Lstat(ip, &st) == nil && st.Nlink > 1 {
+			return 0, fs.ErrExist // the target has g already
 		}
-		return n, &fs.PathError{Op: "rename", Path: p, Err: err}
+		os.Remove(ip) // left by a transfer cut short
+		f, err = os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := m.fill(f, g, src, a, x, []nameRef{{parent, name}})
+	if err == nil {
+		if err = unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err == unix.EEXIST {
+			err = fs.ErrExist
+		} else if err != nil {
+			err = &fs.PathError{Op: "link", Path: p, Err: err}
+		}
+	}
+	if err != nil {
+		os.Remove(ip)
+		return n, err
 	}
 	return n, nil
 }

@@ -69,6 +69,8 @@ type syncer struct {
 	pending  map[gfid.GFID]struct{} // files being created by the pool
 	deferred []nameRef              // names to converge after the pool
 
+	known map[gfid.GFID]struct{} // directories known to exist on the target
+
 	pool     chan func() error
 	poolWG   sync.WaitGroup
 	poolMu   sync.Mutex
@@ -80,7 +82,7 @@ func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, i
 	return &syncer{b: b, t: t, log: log, c: c, jobs: max(jobs, 1), ignoreDeletes: ignoreDeletes,
 		data: map[gfid.GFID]struct{}{}, meta: map[gfid.GFID]struct{}{}, dirMeta: map[gfid.GFID]struct{}{},
 		walked: map[gfid.GFID]struct{}{}, made: map[gfid.GFID]struct{}{}, hints: map[gfid.GFID]nameRef{},
-		pending: map[gfid.GFID]struct{}{}}
+		pending: map[gfid.GFID]struct{}{}, known: map[gfid.GFID]struct{}{}}
 }
 
 // fail counts an entry that could not be applied, with its gfid and path.
@@ -280,6 +282,7 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 // removed with its subtree.
 func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
 	s.dirMeta[parent] = struct{}{}
+	delete(s.known, g)
 	if g != gfid.Zero && s.b.has(g) {
 		var dest nameRef
 		ok := false
@@ -350,7 +353,11 @@ func (s *syncer) ensureDir(g gfid.GFID) error {
 	if g == gfid.Root {
 		return nil
 	}
+	if _, ok := s.known[g]; ok {
+		return nil
+	}
 	if a, err := s.t.Stat(g); err == nil && a.Type() == sIFDIR {
+		s.known[g] = struct{}{}
 		return nil
 	}
 	p, n, err := s.b.dirParent(g)
@@ -408,6 +415,7 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 		if err := s.t.Make(parent, name, g, a, "", x); err != nil {
 			return err
 		}
+		s.known[g] = struct{}{}
 		s.dirMeta[g] = struct{}{}
 		if _, ok := s.made[g]; !ok {
 			s.walk = append(s.walk, g)
@@ -577,10 +585,29 @@ func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
 	if err != nil && !isNoEntry(err) {
 		return err
 	}
+	s.known[g] = struct{}{}
+	onTarget := make(map[string]DirEntry, len(tents))
+	for _, e := range tents {
+		onTarget[e.Name] = e
+	}
 	names := make(map[string]struct{}, len(bents)+len(tents))
 	for _, e := range bents {
 		names[e.Name] = struct{}{}
-		if err := s.retry("entry", e.GFID, e.Name, func() error { return s.converge(g, e.Name) }); err != nil {
+		te, found := onTarget[e.Name]
+		var err error
+		switch {
+		case e.GFID == gfid.Zero:
+			continue // made behind the mount's back; the next reconcile names it
+		case found && te.GFID == e.GFID && te.Mode == e.Mode:
+			if e.Mode == sIFDIR {
+				s.known[e.GFID] = struct{}{}
+			}
+		case !found:
+			err = s.retry("entry", e.GFID, e.Name, func() error { return s.place(g, e.Name, e.GFID, e.Attr) })
+		default:
+			err = s.retry("entry", e.GFID, e.Name, func() error { return s.converge(g, e.Name) })
+		}
+		if err != nil {
 			return err
 		}
 		if e.Mode != sIFDIR {

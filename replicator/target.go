@@ -28,6 +28,7 @@ type DirEntry struct {
 	Name string
 	GFID gfid.GFID // zero when the entry has none (made behind replfs's back)
 	Mode uint32    // type bits only
+	Attr Attr      // the entry's attributes, as listed
 }
 
 // Xattrs maps user-visible xattr names to values (replfs's own excluded).

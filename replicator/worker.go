@@ -44,6 +44,7 @@ type worker struct {
 	c     counters
 	since time.Time // when the worker started (History vs Changelog)
 
+	saveMu     sync.Mutex // serializes state file writes
 	mu         sync.Mutex
 	st         workerState
 	state      State
@@ -80,6 +81,10 @@ func (w *worker) loadState() {
 }
 
 func (w *worker) saveState() error {
+	// Saves come from the worker and from control requests: one at a
+	// time, so that a newer state is never overwritten by an older one.
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
 	w.mu.Lock()
 	data, _ := json.MarshalIndent(w.st, "", "  ")
 	w.mu.Unlock()
