@@ -1,14 +1,14 @@
 // Command replbench measures replication, side by side in one run:
 //
-//	go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick]
+//		go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick]
 //
-//   - initial sync of the Go distribution's src/ tree to an empty mirror by
-//     replfs's hybrid crawl, against `rsync -a` of the same tree (the order
-//     rotates every round; medians of per-round ratios are reported);
-//   - replication lag: time from close() of a file written through the
-//     mount to identical content on the mirror, under a sustained
-//     create/write workload (p50, p99, max);
-//   - write overhead of the mount with one mirror attached vs none.
+//	  - initial sync of the Go distribution's src/ tree to an empty mirror by
+//	    replfs's hybrid crawl, against `rsync -a` of the same tree (the order
+//	    rotates every round; medians of per-round ratios are reported);
+//	  - replication lag: time from close() of a file written through the
+//	    mount to identical content on the mirror, under a sustained
+//	    create/write workload (p50, p99, max);
+//	  - write overhead of the mount with one mirror attached vs none.
 package main
 
 import (
