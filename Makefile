@@ -28,6 +28,7 @@ test: lint unit fuzz integration
 
 bench: build
 	$(GO) run ./integration/bench -replfs $(BIN)
+	$(GO) run ./integration/replbench -replfs $(BIN)
 
 DEMO := $(CURDIR)/demo
 demo: build
