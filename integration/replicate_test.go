@@ -424,3 +424,58 @@ func TestCorruptStateRecoveredByHybridCrawl(t *testing.T) {
 		t.Errorf("mirror root stime xattr: %v %v", v, err)
 	}
 }
+
+// TestReadOnlyMirrorIsFaultyUntilWritable: a mirror remounted read-only
+// is Faulty with the reason; writable again, it is Active and converges.
+func TestReadOnlyMirrorIsFaultyUntilWritable(t *testing.T) {
+	f := newFixture(t)
+	mir := f.mirrorDir(t, "mirror")
+	f.mount(t, "rollover=100ms", "mirror="+mir)
+	sh(t, f.Mnt, `echo 1 > one`)
+	converge(t, f.Brick, mir, 20*time.Second)
+	sh(t, "/", "mount --bind "+mir+" "+mir+" && mount -o remount,bind,ro "+mir)
+	t.Cleanup(func() {
+		if isMounted(mir) {
+			syscall.Unmount(mir, syscall.MNT_DETACH)
+		}
+	})
+	sh(t, f.Mnt, `echo 2 > two && mkdir d && echo 3 > d/three`)
+	waitFor(t, 20*time.Second, "status Faulty", func() bool { return status(t, f.Mnt)[mir].State == "Faulty" })
+	if st := status(t, f.Mnt)[mir]; !strings.Contains(st.LastError, "read-only") {
+		t.Errorf("faulty status does not say read-only: %+v", st)
+	}
+	must(t, syscall.Unmount(mir, 0))
+	waitFor(t, 60*time.Second, "status Active", func() bool { return status(t, f.Mnt)[mir].State == "Active" })
+	converge(t, f.Brick, mir, 30*time.Second)
+}
+
+// TestBacklogIsReplayedAsHistoryCrawl: changes made while a target was
+// paused, across a remount, are replayed from the retained journal
+// (History crawl), and the mirror converges.
+func TestBacklogIsReplayedAsHistoryCrawl(t *testing.T) {
+	f := newFixture(t)
+	mir := f.mirrorDir(t, "mirror")
+	f.mount(t, "rollover=100ms", "mirror="+mir)
+	sh(t, f.Mnt, `echo 1 > one`)
+	converge(t, f.Brick, mir, 20*time.Second)
+	if r := run(t, "pause", f.Mnt, mir); r.code != 0 {
+		t.Fatalf("pause: %s", r.stderr)
+	}
+	sh(t, f.Mnt, `mkdir -p a/b && for i in $(seq 1 50); do echo $i > a/b/f$i; done && mv a c`)
+	f.unmount(t)
+	f.mount(t, "rollover=100ms", "mirror="+mir)
+	if st := status(t, f.Mnt)[mir]; st.State != "Paused" {
+		t.Fatalf("pause did not survive the remount: %+v", st)
+	}
+	if len(diffs(t, f.Brick, mir)) == 0 {
+		t.Fatal("mirror changed while paused")
+	}
+	if r := run(t, "resume", f.Mnt, mir); r.code != 0 {
+		t.Fatalf("resume: %s", r.stderr)
+	}
+	converge(t, f.Brick, mir, 30*time.Second)
+	log, _ := os.ReadFile(f.b(".replfs/log/replfs.log"))
+	if !strings.Contains(string(log), `"crawl":"History"`) {
+		t.Error("no batch was applied as a History crawl")
+	}
+}

@@ -44,6 +44,23 @@ func (b *brickTree) xtimeOf(p string) (int64, bool) {
 	return int64(binary.BigEndian.Uint64(v[:8]))*1e9 + int64(binary.BigEndian.Uint32(v[8:])), true
 }
 
+// openAt opens regular file g through its path p (found by a walk: the
+// directory is warm, the index may not be), falling back to the index
+// when p no longer holds g.
+func (b *brickTree) openAt(p string, g gfid.GFID) (*os.File, Attr, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		var v [16]byte
+		var st unix.Stat_t
+		if n, xerr := unix.Fgetxattr(fd, b.gfidX, v[:]); xerr == nil && n == 16 && gfid.GFID(v) == g &&
+			unix.Fstat(fd, &st) == nil && st.Mode&sIFMT == sIFREG {
+			return os.NewFile(uintptr(fd), p), attrOf(&st), nil
+		}
+		unix.Close(fd)
+	}
+	return b.open(g)
+}
+
 // open opens regular file g for reading without touching its atime.
 func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
 	ip := b.indexPath(g)

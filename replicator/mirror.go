@@ -357,6 +357,35 @@ func readXattrs(p string) (Xattrs, error) {
 	return x, nil
 }
 
+// fdXattrs reads every xattr of an open file but replfs's own.
+func fdXattrs(f *os.File) (Xattrs, error) {
+	names, err := xattr.FList(f)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var x Xattrs
+	for _, n := range names {
+		if ownXattr(n) {
+			continue
+		}
+		v, err := xattr.FGet(f, n)
+		if err != nil {
+			if errors.Is(err, unix.ENODATA) {
+				continue
+			}
+			return nil, err
+		}
+		if x == nil {
+			x = make(Xattrs)
+		}
+		x[n] = v
+	}
+	return x, nil
+}
+
 // applyXattrs makes p's xattrs (replfs's own aside) equal to want.
 func applyXattrs(p string, want Xattrs) error {
 	have, err := readXattrs(p)

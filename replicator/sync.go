@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -70,6 +71,7 @@ type syncer struct {
 	deferred []nameRef              // names to converge after the pool
 
 	known map[gfid.GFID]struct{} // directories known to exist on the target
+	bdirs map[gfid.GFID]string   // brick paths of directories listed by this pass
 
 	pool     chan func() error
 	poolWG   sync.WaitGroup
@@ -82,7 +84,8 @@ func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, i
 	return &syncer{b: b, t: t, log: log, c: c, jobs: max(jobs, 1), ignoreDeletes: ignoreDeletes,
 		data: map[gfid.GFID]struct{}{}, meta: map[gfid.GFID]struct{}{}, dirMeta: map[gfid.GFID]struct{}{},
 		walked: map[gfid.GFID]struct{}{}, made: map[gfid.GFID]struct{}{}, hints: map[gfid.GFID]nameRef{},
-		pending: map[gfid.GFID]struct{}{}, known: map[gfid.GFID]struct{}{}}
+		pending: map[gfid.GFID]struct{}{}, known: map[gfid.GFID]struct{}{},
+		bdirs: map[gfid.GFID]string{}}
 }
 
 // fail counts an entry that could not be applied, with its gfid and path.
@@ -95,7 +98,7 @@ func (s *syncer) fail(what string, g gfid.GFID, where string, err error) {
 // retry runs op up to three times; a target-wide error ends the batch.
 func (s *syncer) retry(what string, g gfid.GFID, where string, op func() error) error {
 	var err error
-	for range 3 {
+	for try, unstable := 0, 0; try < 3; {
 		if err = classify(op()); err == nil {
 			return nil
 		}
@@ -103,6 +106,14 @@ func (s *syncer) retry(what string, g gfid.GFID, where string, op func() error) 
 		if errors.As(err, &te) {
 			return err
 		}
+		if errors.Is(err, errUnstable) && unstable < 20 {
+			// A rename on the brick is between its two steps: wait for
+			// it; this does not count as a failed try.
+			unstable++
+			time.Sleep(time.Duration(unstable) * 10 * time.Millisecond)
+			continue
+		}
+		try++
 	}
 	s.fail(what, g, where, err)
 	return nil
@@ -283,7 +294,14 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
 	s.dirMeta[parent] = struct{}{}
 	delete(s.known, g)
-	if g != gfid.Zero && s.b.has(g) {
+	live := false
+	if g != gfid.Zero {
+		var err error
+		if live, err = s.b.hasStable(g); err != nil {
+			return err
+		}
+	}
+	if live {
 		var dest nameRef
 		ok := false
 		if ta.Type() == sIFDIR {
@@ -334,7 +352,13 @@ func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) err
 				continue
 			}
 		}
-		if e.GFID != gfid.Zero && s.b.has(e.GFID) {
+		live := false
+		if e.GFID != gfid.Zero {
+			if live, err = s.b.hasStable(e.GFID); err != nil {
+				return err
+			}
+		}
+		if live {
 			if err := s.t.Aside(g, e.Name, e.GFID); err != nil {
 				return err
 			}
@@ -396,8 +420,12 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	case sIFREG:
 		if s.creating {
 			s.pending[g] = struct{}{}
+			bp := ""
+			if d, ok := s.bdirs[parent]; ok {
+				bp = d + "/" + name
+			}
 			s.submit(func() error {
-				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g) })
+				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g, bp) })
 			})
 			return nil
 		}
@@ -443,8 +471,15 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	}
 }
 
-func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID) error {
-	f, a, err := s.b.open(g)
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, brickPath string) error {
+	var f *os.File
+	var a Attr
+	var err error
+	if brickPath != "" {
+		f, a, err = s.b.openAt(brickPath, g)
+	} else {
+		f, a, err = s.b.open(g)
+	}
 	if err != nil {
 		if isNoEntry(err) {
 			return nil
@@ -452,7 +487,7 @@ func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID) error {
 		return err
 	}
 	defer f.Close()
-	x, err := readXattrs(f.Name())
+	x, err := fdXattrs(f)
 	if err != nil {
 		return err
 	}
@@ -494,7 +529,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 	if a.Size == ta.Size && a.Mtime == ta.Mtime {
 		return s.syncMeta(g)
 	}
-	x, err := readXattrs(f.Name())
+	x, err := fdXattrs(f)
 	if err != nil {
 		return err
 	}
@@ -574,13 +609,29 @@ func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
 		return nil
 	}
 	s.walked[g] = struct{}{}
-	bents, err := s.b.readDir(g)
+	var bdp string
+	err := s.retry("listing", g, "", func() error {
+		var err error
+		bdp, err = s.b.stableDirPath(g)
+		if isNoEntry(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if bdp == "" {
+		return nil // gone from the brick
+	}
+	bents, err := readDir(&s.b.tree, bdp, g == gfid.Root)
 	if err != nil {
 		if isNoEntry(err) {
 			return nil
 		}
 		return err
 	}
+	s.bdirs[g] = bdp
 	tents, err := s.t.ReadDir(g)
 	if err != nil && !isNoEntry(err) {
 		return err

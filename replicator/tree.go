@@ -147,10 +147,63 @@ func (t *tree) has(g gfid.GFID) bool {
 	return err == nil
 }
 
+// hasStable is has for decisions that remove things: a directory whose
+// path does not lead to it while its index entry exists is being renamed
+// (errUnstable), not gone.
+func (t *tree) hasStable(g gfid.GFID) (bool, error) {
+	_, _, err := t.statGFID(g)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	var st unix.Stat_t
+	if unix.Lstat(t.indexPath(g), &st) == nil && st.Mode&sIFMT == sIFLNK && st.Nlink == 1 {
+		if _, err := t.stableDirPath(g); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// errUnstable: a path resolved through the index does not lead to the
+// directory it names — a rename of an ancestor is under way on the live
+// brick (its index pointer is rewritten just after it). Retry shortly.
+var errUnstable = errors.New("directory path changing under a rename; retrying")
+
+// stableDirPath resolves directory g and checks that the path leads to g.
+// It fails with fs.ErrNotExist when g is gone, errUnstable while a rename
+// moves it or an ancestor.
+func (t *tree) stableDirPath(g gfid.GFID) (string, error) {
+	dp, err := t.dirPath(g)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && t.has(g) {
+			return "", errUnstable
+		}
+		return "", err
+	}
+	if g == gfid.Root || g == limbo {
+		return dp, nil
+	}
+	if got, err := t.gfidAt(dp); err == nil && got == g {
+		return dp, nil
+	}
+	if t.hasIndexEntry(g) {
+		return "", errUnstable
+	}
+	return "", errNoEntry
+}
+
+func (t *tree) hasIndexEntry(g gfid.GFID) bool {
+	var st unix.Stat_t
+	return unix.Lstat(t.indexPath(g), &st) == nil
+}
+
 // lookup returns the gfid and stat of parent/name; found is false when
 // the parent or the name does not exist.
 func (t *tree) lookup(parent gfid.GFID, name string) (g gfid.GFID, st unix.Stat_t, found bool, err error) {
-	dp, err := t.dirPath(parent)
+	dp, err := t.stableDirPath(parent)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return gfid.Zero, st, false, nil

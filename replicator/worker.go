@@ -364,6 +364,7 @@ func (w *worker) apply() error {
 	w.checkpointReached()
 	counts := w.pending
 	w.pending = [3]int{}
+	crawl := w.crawl
 	w.mu.Unlock()
 	if err := w.t.SetStime(time.Unix(0, last.Time)); err != nil {
 		return classify(err)
@@ -374,7 +375,7 @@ func (w *worker) apply() error {
 	if err := w.cfg.Journal.SetConsumer(w.name, last.Seq); err != nil {
 		w.log.Warn("journal consumer", zap.Error(err))
 	}
-	w.log.Info("batch applied", zap.String("target", w.t.Name()), zap.Uint64("from", w.batch[0].Seq),
+	w.log.Info("batch applied", zap.String("target", w.t.Name()), zap.String("crawl", string(crawl)), zap.Uint64("from", w.batch[0].Seq),
 		zap.Uint64("to", last.Seq), zap.Int("entry", counts[0]), zap.Int("data", counts[1]), zap.Int("meta", counts[2]),
 		zap.Uint64("files", w.c.files.Load()-files0), zap.Uint64("bytes", w.c.bytes.Load()-bytes0),
 		zap.Uint64("failures", w.c.failures.Load()-fail0), zap.Duration("took", time.Since(start)))
