@@ -154,6 +154,13 @@ setfattr -x user.color victim
 	if st.State != "Active" || st.Failures != 0 {
 		t.Errorf("status after convergence: %+v", st)
 	}
+	// Each batch is summarized in the log with its counts per operation.
+	log, _ := os.ReadFile(f.b(".replfs/log/replfs.log"))
+	for _, op := range []string{`"RENAME":`, `"CREATE":`, `"UNLINK":`} {
+		if !strings.Contains(string(log), op) {
+			t.Errorf("no batch summary counts %s", op)
+		}
+	}
 }
 
 // makeTree writes n files spread over a deep tree under dir.

@@ -375,7 +375,12 @@ func (w *worker) apply() error {
 	if err := w.cfg.Journal.SetConsumer(w.name, last.Seq); err != nil {
 		w.log.Warn("journal consumer", zap.Error(err))
 	}
-	w.log.Info("batch applied", zap.String("target", w.t.Name()), zap.String("crawl", string(crawl)), zap.Uint64("from", w.batch[0].Seq),
+	ops := map[string]int{}
+	for i := range w.batch {
+		ops[w.batch[i].Op.String()]++
+	}
+	w.log.Info("batch applied", zap.String("target", w.t.Name()), zap.String("crawl", string(crawl)), zap.Any("ops", ops),
+		zap.Uint64("from", w.batch[0].Seq),
 		zap.Uint64("to", last.Seq), zap.Int("entry", counts[0]), zap.Int("data", counts[1]), zap.Int("meta", counts[2]),
 		zap.Uint64("files", w.c.files.Load()-files0), zap.Uint64("bytes", w.c.bytes.Load()-bytes0),
 		zap.Uint64("failures", w.c.failures.Load()-fail0), zap.Duration("took", time.Since(start)))
