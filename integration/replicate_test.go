@@ -486,3 +486,52 @@ func TestBacklogIsReplayedAsHistoryCrawl(t *testing.T) {
 		t.Error("no batch was applied as a History crawl")
 	}
 }
+
+// TestOneFaultyMirrorDoesNotHoldBackTheOther: with two mirrors, one gone
+// is Faulty while the other keeps converging.
+func TestOneFaultyMirrorDoesNotHoldBackTheOther(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.mirrorDir(t, "a"), f.mirrorDir(t, "b")
+	f.mount(t, "rollover=100ms", "mirror="+a, "mirror="+b, "sync-jobs=2")
+	sh(t, f.Mnt, `echo 1 > one`)
+	converge(t, f.Brick, a, 20*time.Second)
+	converge(t, f.Brick, b, 20*time.Second)
+	must(t, os.Rename(a, a+".away"))
+	sh(t, f.Mnt, `mkdir d && echo 2 > d/two && mv one uno`)
+	converge(t, f.Brick, b, 20*time.Second)
+	waitFor(t, 20*time.Second, "a Faulty", func() bool { return status(t, f.Mnt)[a].State == "Faulty" })
+	if st := status(t, f.Mnt)[b]; st.State != "Active" {
+		t.Errorf("the healthy mirror is %s", st.State)
+	}
+	must(t, os.Rename(a+".away", a))
+	converge(t, f.Brick, a, 60*time.Second)
+}
+
+// TestIgnoreDeletesKeepsRemovedFiles: with ignore-deletes, what is removed
+// from the brick stays on the mirror; everything else still arrives.
+func TestIgnoreDeletesKeepsRemovedFiles(t *testing.T) {
+	f := newFixture(t)
+	mir := f.mirrorDir(t, "mirror")
+	f.mount(t, "rollover=100ms", "mirror="+mir, "ignore-deletes")
+	sh(t, f.Mnt, `mkdir d && echo keep > d/old && echo x > gone`)
+	converge(t, f.Brick, mir, 20*time.Second)
+	sh(t, f.Mnt, `rm gone && rm -r d && echo new > new`)
+	if r := run(t, "checkpoint", f.Mnt); r.code != 0 {
+		t.Fatalf("checkpoint: %s", r.stderr)
+	}
+	if r := run(t, "status", f.Mnt, "--wait-checkpoint", "--timeout", "30s"); r.code != 0 {
+		t.Fatalf("checkpoint not reached: %s%s", r.stdout, r.stderr)
+	}
+	for _, p := range []string{"gone", "d/old", "new"} {
+		if _, err := os.Lstat(filepath.Join(mir, p)); err != nil {
+			t.Errorf("mirror lacks %s: %v", p, err)
+		}
+	}
+	// Apart from the kept entries, the mirror equals the brick.
+	for _, d := range diffs(t, f.Brick, mir) {
+		if d.Kind == "extra" && (d.Path == "gone" || d.Path == "d") || d.Kind == "mtime" && d.Path == "." {
+			continue
+		}
+		t.Errorf("unexpected difference: %s", d)
+	}
+}
