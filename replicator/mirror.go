@@ -124,7 +124,7 @@ func (m *Mirror) Open(brickID string) error {
 	m.info = ti
 	ns := ti.Xattr
 	m.t = tree{root: m.path, gfidX: ns + ".replfs.gfid"}
-	m.namesX, m.stimeX = ns+".replfs.names", ns+".replfs.stime"
+	m.namesX, m.stimeX = ns+".replfs.pgfid", ns+".replfs.stime"
 	m.dirs = make(map[gfid.GFID]string)
 	for _, d := range []string{gfid.IndexDir, ".replfs/tmp", limboDir} {
 		if err := os.MkdirAll(filepath.Join(m.path, d), 0o700); err != nil {
@@ -476,8 +476,12 @@ func (m *Mirror) linkIndex(g gfid.GFID, p string) error {
 	return os.Rename(tmp, ip)
 }
 
-// names of a non-directory: its (parent gfid, name) pairs, kept in an xattr
-// so that a content update can replace every name of a hard-linked file.
+// Names of a non-directory. The xattr pgfid lists the gfids of the
+// directories holding its names (GlusterFS keeps the same on its bricks):
+// 16 bytes a parent, so that with the gfid it still fits in the inode on
+// ext4 (no extra block per file). The names themselves are found by
+// scanning those directories for the inode, which only a content update
+// of an existing file needs.
 type nameRef struct {
 	parent gfid.GFID
 	name   string
@@ -485,37 +489,78 @@ type nameRef struct {
 
 func encodeNames(refs []nameRef) []byte {
 	var b []byte
-	for _, r := range refs {
-		b = append(b, r.parent[:]...)
-		b = append(b, r.name...)
-		b = append(b, 0)
+	for i, r := range refs {
+		dup := false
+		for _, q := range refs[:i] {
+			dup = dup || q.parent == r.parent
+		}
+		if !dup {
+			b = append(b, r.parent[:]...)
+		}
 	}
 	return b
 }
 
-func decodeNames(b []byte) []nameRef {
-	var refs []nameRef
-	for len(b) > 17 {
-		var r nameRef
-		copy(r.parent[:], b[:16])
-		b = b[16:]
-		i := bytes.IndexByte(b, 0)
-		if i < 0 {
-			break
-		}
-		r.name = string(b[:i])
-		b = b[i+1:]
-		refs = append(refs, r)
+func decodeParents(b []byte) []gfid.GFID {
+	var out []gfid.GFID
+	for ; len(b) >= 16; b = b[16:] {
+		out = append(out, gfid.GFID(b[:16]))
 	}
-	return refs
+	return out
 }
 
+// getNames returns the names of the inode at p (not following a symlink).
 func (m *Mirror) getNames(p string) []nameRef {
 	v, err := xattr.LGet(p, m.namesX)
 	if err != nil {
 		return nil
 	}
-	return decodeNames(v)
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) != nil {
+		return nil
+	}
+	var refs []nameRef
+	for _, parent := range decodeParents(v) {
+		dp, err := m.dirPath(parent)
+		if err != nil {
+			continue
+		}
+		for _, n := range namesOfInode(dp, st.Ino) {
+			refs = append(refs, nameRef{parent, n})
+		}
+	}
+	return refs
+}
+
+// namesOfInode lists the entries of directory dp that are inode ino.
+func namesOfInode(dp string, ino uint64) []string {
+	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var out []string
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil || n <= 0 {
+			return out
+		}
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return out
+			}
+			if binary.NativeEndian.Uint64(b[0:8]) == ino {
+				name := b[19:reclen]
+				if k := bytes.IndexByte(name, 0); k >= 0 {
+					name = name[:k]
+				}
+				out = append(out, string(name))
+			}
+			b = b[reclen:]
+		}
+	}
 }
 
 func (m *Mirror) setNames(p string, refs []nameRef) error {
@@ -529,20 +574,32 @@ func (m *Mirror) setNames(p string, refs []nameRef) error {
 	return xattr.LSet(p, m.namesX, encodeNames(refs))
 }
 
-// editNames drops old (if set) and adds add (if set) in g's name list.
+// editNames records that the inode at p lost the name drop and/or gained
+// the name add. A parent is dropped from the list only when the inode has
+// no name left there (or a single name in all).
 func (m *Mirror) editNames(p string, drop, add *nameRef) error {
-	refs := m.getNames(p)
-	out := refs[:0]
-	for _, r := range refs {
-		if drop != nil && r == *drop || add != nil && r == *add {
-			continue
+	v, _ := xattr.LGet(p, m.namesX)
+	parents := decodeParents(v)
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return err
+	}
+	var refs []nameRef
+	for _, q := range parents {
+		if drop != nil && q == drop.parent {
+			if st.Nlink <= 2 && add != nil {
+				continue // its only name moves
+			}
+			if dp, err := m.dirPath(q); err != nil || len(namesOfInode(dp, st.Ino)) == 0 {
+				continue
+			}
 		}
-		out = append(out, r)
+		refs = append(refs, nameRef{parent: q})
 	}
 	if add != nil {
-		out = append(out, *add)
+		refs = append(refs, *add)
 	}
-	return m.setNames(p, out)
+	return m.setNames(p, refs)
 }
 
 func (m *Mirror) child(parent gfid.GFID, name string) (string, error) {
