@@ -1,6 +1,6 @@
 // Command replbench measures replication, side by side in one run:
 //
-//		go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick]
+//		go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick] [-only verify]
 //
 //	  - initial sync of the Go distribution's src/ tree to an empty mirror by
 //	    replfs's hybrid crawl, against `rsync -a` of the same tree (the order
@@ -8,7 +8,12 @@
 //	  - replication lag: time from close() of a file written through the
 //	    mount to identical content on the mirror, under a sustained
 //	    create/write workload (p50, p99, max);
-//	  - write overhead of the mount with one mirror attached vs none.
+//	  - write overhead of the mount with one mirror attached vs none;
+//	  - `replfs verify --checksum` of a synced copy of src/ against
+//	    `rsync -a --checksum -n` of the same pair, warm caches, alternating.
+//
+// -only runs the named sections (comma-separated: sync, lag, overhead,
+// verify); the default is all of them.
 package main
 
 import (
@@ -32,13 +37,27 @@ var (
 	rounds  = flag.Int("rounds", 3, "rounds (order rotates)")
 	workdir = flag.String("workdir", "/var/tmp", "where data goes (not tmpfs)")
 	quick   = flag.Bool("quick", false, "smaller runs")
+	only    = flag.String("only", "", "comma-separated sections to run: sync, lag, overhead, verify (default all)")
 )
+
+var sections = []string{"sync", "lag", "overhead", "verify"}
+
+// selected tells whether -only asks for section.
+func selected(section string) bool {
+	return *only == "" || slices.Contains(strings.Split(*only, ","), section)
+}
 
 func main() {
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "replbench: -replfs BIN is required")
 		os.Exit(2)
+	}
+	for _, sec := range strings.Split(*only, ",") {
+		if *only != "" && !slices.Contains(sections, sec) {
+			fmt.Fprintf(os.Stderr, "replbench: -only %s: unknown section (want %s)\n", sec, strings.Join(sections, ", "))
+			os.Exit(2)
+		}
 	}
 	abs, err := filepath.Abs(*bin)
 	check(err)
@@ -52,6 +71,42 @@ func main() {
 	fmt.Printf("replbench: %d rounds, data under %s\n\n", *rounds, root)
 
 	var syncRatios, rsyncSecs, replSecs []float64
+	if selected("sync") {
+		syncRatios, rsyncSecs, replSecs = syncRun(root, src)
+	}
+	var lags []time.Duration
+	if selected("lag") {
+		lags = lagRun(root)
+	}
+	var over float64
+	if selected("overhead") {
+		over = overhead(root)
+	}
+	var vr verifyResult
+	if selected("verify") {
+		vr = verifyRun(root, src)
+	}
+
+	fmt.Printf("\n| measure | value |\n|---|---|\n")
+	if selected("sync") {
+		fmt.Printf("| initial sync of Go src/: replfs (median) | %.2f s |\n", median(replSecs))
+		fmt.Printf("| initial sync of Go src/: rsync -a (median) | %.2f s |\n", median(rsyncSecs))
+		fmt.Printf("| initial sync replfs/rsync (median of ratios) | %.2fx |\n", median(syncRatios))
+	}
+	if selected("lag") {
+		fmt.Printf("| replication lag p50 / p99 / max (rollover=1s) | %s / %s / %s |\n",
+			pct(lags, 50), pct(lags, 99), pct(lags, 100))
+	}
+	if selected("overhead") {
+		fmt.Printf("| write overhead, one mirror vs none (median of ratios) | %.2fx |\n", over)
+	}
+	if selected("verify") {
+		vr.table()
+	}
+}
+
+// syncRun times the initial sync of src by replfs and by rsync -a.
+func syncRun(root, src string) (syncRatios, rsyncSecs, replSecs []float64) {
 	for r := range *rounds {
 		order := []string{"rsync", "replfs"}
 		if r%2 == 1 {
@@ -88,17 +143,126 @@ func main() {
 		rsyncSecs = append(rsyncSecs, tr)
 		replSecs = append(replSecs, tp)
 	}
+	return syncRatios, rsyncSecs, replSecs
+}
 
-	lags := lagRun(root)
-	over := overhead(root)
+// verifyResult is the outcome of the verify section, per measured round.
+type verifyResult struct {
+	replfs, rsync []float64 // seconds
+	ratios        []float64 // rsync / replfs
+	codes         []int     // exit codes of replfs verify
+	items         []int     // rsync's itemized changes other than directories
+}
 
-	fmt.Printf("\n| measure | value |\n|---|---|\n")
-	fmt.Printf("| initial sync of Go src/: replfs (median) | %.2f s |\n", median(replSecs))
-	fmt.Printf("| initial sync of Go src/: rsync -a (median) | %.2f s |\n", median(rsyncSecs))
-	fmt.Printf("| initial sync replfs/rsync (median of ratios) | %.2fx |\n", median(syncRatios))
-	fmt.Printf("| replication lag p50 / p99 / max (rollover=1s) | %s / %s / %s |\n",
-		pct(lags, 50), pct(lags, 99), pct(lags, 100))
-	fmt.Printf("| write overhead, one mirror vs none (median of ratios) | %.2fx |\n", over)
+// verifyRun syncs a copy of src to a mirror with replfs, then times, with
+// warm caches and alternating order, `replfs verify --checksum` and
+// `rsync -a --checksum -n` of the pair. rsync -n with --checksum still
+// reads and hashes every file of equal size on both sides (it lists a
+// flipped byte with size and mtime kept), so both do the same reading.
+func verifyRun(root, src string) verifyResult {
+	dir := filepath.Join(root, "verify")
+	defer os.RemoveAll(dir)
+	brick, mnt, mir := dir+"/brick", dir+"/mnt", dir+"/mirror"
+	check(os.MkdirAll(mnt, 0o755))
+	check(os.MkdirAll(mir, 0o755))
+	sh("cp", "-a", src, brick)
+	sh(*bin, "mount", brick, mnt, "-o", "mirror="+mir)
+	waitLog(brick, "hybrid crawl done")
+	sh(*bin, "umount", mnt)
+
+	code, _ := replfsVerify(brick, mir)
+	items, _ := rsyncCompare(brick, mir)
+	fmt.Printf("\nverify: warm-up: replfs verify exit %d, rsync %d itemized non-directory changes\n", code, items)
+	var v verifyResult
+	for r := range *rounds {
+		order := []string{"rsync", "replfs"}
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		var tr, tp float64
+		for _, who := range order {
+			t0 := time.Now()
+			if who == "replfs" {
+				code, out := replfsVerify(brick, mir)
+				tp = time.Since(t0).Seconds()
+				v.codes = append(v.codes, code)
+				if code != 0 {
+					fmt.Printf("replfs verify exit %d:\n%s\n", code, firstLines(out, 10))
+				}
+			} else {
+				n, out := rsyncCompare(brick, mir)
+				tr = time.Since(t0).Seconds()
+				v.items = append(v.items, n)
+				if n != 0 {
+					fmt.Printf("rsync itemized %d changes:\n%s\n", n, firstLines(out, 10))
+				}
+			}
+		}
+		fmt.Printf("round %d: verify --checksum replfs %.2fs, rsync -a --checksum -n %.2fs (rsync/replfs %.2fx)\n",
+			r+1, tp, tr, tr/tp)
+		v.replfs = append(v.replfs, tp)
+		v.rsync = append(v.rsync, tr)
+		v.ratios = append(v.ratios, tr/tp)
+	}
+	return v
+}
+
+func (v verifyResult) table() {
+	inSync := func(vals []int) string {
+		for _, x := range vals {
+			if x != 0 {
+				return fmt.Sprintf("no %v", vals)
+			}
+		}
+		return "yes"
+	}
+	fmt.Printf("| verify --checksum of a Go src/ mirror: replfs (median) | %.2f s |\n", median(v.replfs))
+	fmt.Printf("| same pair: rsync -a --checksum -n (median) | %.2f s |\n", median(v.rsync))
+	fmt.Printf("| rsync/replfs (median of ratios; target >= 2x) | %.2fx |\n", median(v.ratios))
+	fmt.Printf("| in sync per replfs (exit 0) / per rsync (no itemized file) | %s / %s |\n",
+		inSync(v.codes), inSync(v.items))
+}
+
+// replfsVerify runs replfs verify --checksum and returns its exit code and
+// output; a failure to run (or exit 2) ends the benchmark.
+func replfsVerify(brick, mir string) (int, string) {
+	out, err := exec.Command(*bin, "verify", "--checksum", brick, mir).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		fail("replfs verify: %v", err)
+	}
+	if code != 0 && code != 1 {
+		fail("replfs verify --checksum %s %s: exit %d\n%s", brick, mir, code, out)
+	}
+	return code, string(out)
+}
+
+// rsyncCompare runs rsync -a --checksum -n with itemized output and
+// returns the number of items other than directories (whose times rsync
+// may list) and the output.
+func rsyncCompare(brick, mir string) (int, string) {
+	out, err := exec.Command("rsync", "-a", "--checksum", "-n", "--itemize-changes",
+		"--exclude=/.replfs", brick+"/", mir+"/").CombinedOutput()
+	if err != nil {
+		fail("rsync -n: %v\n%s", err, out)
+	}
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if len(l) > 1 && l[1] != 'd' {
+			n++
+		}
+	}
+	return n, string(out)
+}
+
+func firstLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = append(l[:n], fmt.Sprintf("... (%d lines)", len(l)))
+	}
+	return strings.Join(l, "\n")
 }
 
 // waitLog waits for the daemon to log msg (cheaper than polling status,
