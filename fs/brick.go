@@ -264,3 +264,21 @@ func writeFileAtomic(path string, data []byte) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// ReadBrick reads an existing brick's identity without locking or changing
+// it (for readers such as verify). A directory that has never been mounted
+// as a brick is refused.
+func ReadBrick(path string) (*Brick, error) {
+	abs, err := CheckBrick(path)
+	if err != nil {
+		return nil, err
+	}
+	b := &Brick{Path: abs}
+	if _, err := os.Stat(filepath.Join(b.StateDir(), "brick.json")); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s is not a replfs brick (no %s/brick.json)", path, gfid.StateDir)
+	}
+	if err := b.loadInfo(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -121,11 +121,7 @@ func (m *Mirror) Open(brickID string) error {
 		ti = TargetInfo{Format: TargetFormat, Kind: "mirror", ID: gfid.New().String(), Brick: brickID,
 			Xattr: probeXattr(m.path), Created: time.Now().UTC()}
 	}
-	m.info = ti
-	ns := ti.Xattr
-	m.t = tree{root: m.path, gfidX: ns + ".replfs.gfid"}
-	m.namesX, m.stimeX = ns+".replfs.pgfid", ns+".replfs.stime"
-	m.dirs = make(map[gfid.GFID]string)
+	m.use(ti)
 	for _, d := range []string{gfid.IndexDir, ".replfs/tmp", limboDir} {
 		if err := os.MkdirAll(filepath.Join(m.path, d), 0o700); err != nil {
 			return fmt.Errorf("mirror %s: %w", m.path, err)
@@ -151,6 +147,15 @@ func (m *Mirror) Open(brickID string) error {
 		}
 	}
 	return nil
+}
+
+// use makes ti the mirror's identity and sets the xattr names it implies.
+func (m *Mirror) use(ti TargetInfo) {
+	m.info = ti
+	ns := ti.Xattr
+	m.t = tree{root: m.path, gfidX: ns + ".replfs.gfid"}
+	m.namesX, m.stimeX = ns+".replfs.pgfid", ns+".replfs.stime"
+	m.dirs = make(map[gfid.GFID]string)
 }
 
 func probeXattr(dir string) string {
@@ -216,7 +221,7 @@ func (m *Mirror) forgetDirs() {
 
 func attrOf(st *unix.Stat_t) Attr {
 	return Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev, Size: st.Size,
-		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink)}
+		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink)}
 }
 
 func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, error) {

@@ -59,6 +59,7 @@ type syncer struct {
 	jobs int
 
 	ignoreDeletes bool
+	onFail        func(what string, g gfid.GFID, where string, err error) // besides the log
 
 	data     map[gfid.GFID]struct{}
 	meta     map[gfid.GFID]struct{}
@@ -91,6 +92,9 @@ func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, i
 // fail counts an entry that could not be applied, with its gfid and path.
 func (s *syncer) fail(what string, g gfid.GFID, where string, err error) {
 	s.c.failures.Add(1)
+	if s.onFail != nil {
+		s.onFail(what, g, where, err)
+	}
 	s.log.Warn("replication failed", zap.String("target", s.t.Name()), zap.String("op", what),
 		zap.Stringer("gfid", g), zap.String("path", where), zap.Error(err))
 }

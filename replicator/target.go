@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
 )
 
@@ -16,6 +17,7 @@ type Attr struct {
 	Size  int64
 	Atime int64 // unix nanoseconds
 	Mtime int64
+	Ctime int64  // status change time; ignored when setting
 	Ino   uint64 // the target's own inode number (hard-link groups); ignored when setting
 	Nlink uint32 // the target's link count, index link excluded; ignored when setting
 }
@@ -58,6 +60,9 @@ type Target interface {
 	// target of the brick brickID, and prepares it; Check repeats the
 	// reachability test before each batch.
 	Open(brickID string) error
+	// Attach is Open for readers (verify): it changes nothing, and the
+	// target must already be a target of brickID.
+	Attach(brickID string) error
 	Check() error
 	Close() error
 
@@ -94,6 +99,15 @@ type Target interface {
 	// EmptyLimbo removes what is still in limbo and returns the count.
 	EmptyLimbo() (int, error)
 	SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error
+	// Relink replaces parent/name, which holds a separate copy of g (not
+	// the inode g's other names share), with a hard link to that inode.
+	Relink(g, parent gfid.GFID, name string) error
+
+	// Readlink returns symlink g's target.
+	Readlink(g gfid.GFID) (string, error)
+	// Hash returns the HighwayHash-256 of regular file g's content (computed
+	// where the data is, so that comparing costs no transfer) and its size.
+	Hash(g gfid.GFID) (contenthash.Sum, int64, error)
 
 	// Sync makes everything applied so far durable.
 	Sync() error

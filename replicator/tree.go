@@ -77,7 +77,10 @@ func (t *tree) dirParent(g gfid.GFID) (gfid.GFID, string, error) {
 	dir, name := filepath.Split(target)
 	pg, err := gfid.Parse(filepath.Base(filepath.Clean(dir)))
 	if err != nil || name == "" {
-		return gfid.Zero, "", fmt.Errorf("%s: gfid index: bad pointer %q for %s", t.root, target, g)
+		// Not a directory pointer: the index link of a user's symlink
+		// whose last name is gone (it has one link left, like a pointer).
+		return gfid.Zero, "", fmt.Errorf("%s: gfid index: %s is not a directory pointer (%q): %w",
+			t.root, g, target, fs.ErrNotExist)
 	}
 	return pg, name, nil
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,7 +27,8 @@ func newRoot() *cobra.Command {
 		return exitcode.UsageError{Err: err}
 	})
 	root.AddCommand(newMountCmd(), newUmountCmd(), newJournalCmd(), newInspectCmd(),
-		newStatusCmd(), newCheckpointCmd(), newPauseCmd(true), newPauseCmd(false))
+		newStatusCmd(), newCheckpointCmd(), newPauseCmd(true), newPauseCmd(false),
+		newVerifyCmd(), newRepairCmd())
 	return root
 }
 
@@ -35,7 +37,10 @@ func main() {
 	root := newRoot()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "replfs: %v\n", oneLine(err))
+		var quiet exitcode.Status
+		if !errors.As(err, &quiet) {
+			fmt.Fprintf(os.Stderr, "replfs: %v\n", oneLine(err))
+		}
 		os.Exit(exitcode.Of(err))
 	}
 }

@@ -2,7 +2,10 @@
 // scripts and mount(8) get meaningful statuses.
 package exitcode
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 const (
 	OK = 0
@@ -18,10 +21,34 @@ type UsageError struct{ Err error }
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
 
+// Coded ends a command with its own exit code and message (verify and
+// repair: 1 differences, 2 errors).
+type Coded struct {
+	Code int
+	Err  error
+}
+
+func (e Coded) Error() string { return e.Err.Error() }
+func (e Coded) Unwrap() error { return e.Err }
+
+// Status ends a command with a code and no message: the command has
+// printed its result already.
+type Status int
+
+func (s Status) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
 // Of maps an error to its exit code.
 func Of(err error) int {
 	if err == nil {
 		return OK
+	}
+	var s Status
+	if errors.As(err, &s) {
+		return int(s)
+	}
+	var c Coded
+	if errors.As(err, &c) {
+		return c.Code
 	}
 	var u UsageError
 	if errors.As(err, &u) {

@@ -1,0 +1,106 @@
+package replicator
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/contenthash"
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// ErrNotTarget: a directory is not a replfs target.
+var ErrNotTarget = errors.New("not a replfs mirror")
+
+// Attach opens an existing mirror of brickID without changing anything.
+func (m *Mirror) Attach(brickID string) error {
+	fi, err := os.Stat(m.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("mirror %s does not exist", m.path)
+		}
+		return fmt.Errorf("mirror %s: %w", m.path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("mirror %s is not a directory", m.path)
+	}
+	if _, err := os.Stat(filepath.Join(m.state(), "brick.json")); err == nil {
+		return fmt.Errorf("%s is a replfs brick, not a mirror", m.path)
+	}
+	ti, ok, err := ReadTargetInfo(m.path)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s is %w (no %s/target.json)", m.path, ErrNotTarget, gfid.StateDir)
+	}
+	switch {
+	case ti.Format != TargetFormat:
+		return fmt.Errorf("mirror %s: unsupported target format %d (this replfs reads %d)", m.path, ti.Format, TargetFormat)
+	case ti.Brick != brickID:
+		return fmt.Errorf("%s is a mirror of another brick (%s), not of this one (%s)", m.path, ti.Brick, brickID)
+	case ti.Xattr != "trusted" && ti.Xattr != "user":
+		return fmt.Errorf("mirror %s: target.json names unknown xattr namespace %q", m.path, ti.Xattr)
+	}
+	m.use(ti)
+	return nil
+}
+
+func (m *Mirror) Readlink(g gfid.GFID) (string, error) {
+	p, a, err := m.pathOf(g)
+	if err != nil {
+		return "", err
+	}
+	if a.Type() != sIFLNK {
+		return "", fmt.Errorf("%s is not a symlink", p)
+	}
+	return os.Readlink(p)
+}
+
+func (m *Mirror) Hash(g gfid.GFID) (contenthash.Sum, int64, error) {
+	ip := m.t.indexPath(g)
+	fd, err := unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		if err == unix.ENOENT {
+			return contenthash.Sum{}, 0, errNoEntry
+		}
+		return contenthash.Sum{}, 0, &fs.PathError{Op: "open", Path: ip, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), ip)
+	defer f.Close()
+	s, n, err := contenthash.Reader(f)
+	if err != nil {
+		return s, n, &fs.PathError{Op: "read", Path: ip, Err: err}
+	}
+	return s, n, nil
+}
+
+// Relink replaces parent/name with a hard link to g's indexed inode, in
+// one rename (the name never disappears).
+func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
+	p, _, err := m.holds(parent, name, g)
+	if err != nil {
+		return err
+	}
+	ip := m.t.indexPath(g)
+	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+".link"+strconv.FormatUint(m.tmpSeq.Add(1), 10))
+	if err := unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, tmp, 0); err != nil {
+		if err == unix.ENOENT {
+			return errNoEntry
+		}
+		return &fs.PathError{Op: "link", Path: tmp, Err: err}
+	}
+	if err := unix.Rename(tmp, p); err != nil {
+		unix.Unlink(tmp)
+		return &fs.PathError{Op: "rename", Path: p, Err: err}
+	}
+	return m.editNames(ip, nil, &nameRef{parent, name})
+}
