@@ -38,6 +38,7 @@ type RepairOptions struct {
 
 // RepairState is the checkpoint of a repair (StateDir/state.json).
 type RepairState struct {
+	Format    int       `json:"format"` // RepairFormat
 	Brick     string    `json:"brick"`  // brick id
 	Target    string    `json:"target"` // target name
 	Pass      int       `json:"pass"`
@@ -62,6 +63,9 @@ type RepairResult struct {
 }
 
 const maxListed = 1000
+
+// RepairFormat is the version of the repair checkpoint (docs/formats.md).
+const RepairFormat = 1
 
 // RepairAction names the fix for a difference ("" when none is made).
 func RepairAction(k DiffKind, keepExtra bool) string {
@@ -159,7 +163,7 @@ func Repair(ctx context.Context, brick BrickRef, t Target, opt RepairOptions) (R
 		}
 		pass = st.Pass + 1
 	} else {
-		r.st = RepairState{Brick: brick.ID, Target: t.Name(), Checksum: opt.Checksum, KeepExtra: opt.KeepExtra,
+		r.st = RepairState{Format: RepairFormat, Brick: brick.ID, Target: t.Name(), Checksum: opt.Checksum, KeepExtra: opt.KeepExtra,
 			Started: time.Now().UTC()}
 	}
 	for ; ; pass++ {
@@ -202,6 +206,9 @@ func ReadRepairState(dir string) (RepairState, bool, error) {
 	}
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, false, fmt.Errorf("repair checkpoint %s: corrupt state.json: %v", dir, err)
+	}
+	if st.Format != RepairFormat {
+		return st, false, fmt.Errorf("repair checkpoint %s: unsupported format %d (this replfs reads %d)", dir, st.Format, RepairFormat)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "plan.jsonl")); err != nil {
 		return st, false, fmt.Errorf("repair checkpoint %s: plan.jsonl: %w", dir, err)
