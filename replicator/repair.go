@@ -210,9 +210,6 @@ func ReadRepairState(dir string) (RepairState, bool, error) {
 	if st.Format != RepairFormat {
 		return st, false, fmt.Errorf("repair checkpoint %s: unsupported format %d (this replfs reads %d)", dir, st.Format, RepairFormat)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "plan.jsonl")); err != nil {
-		return st, false, fmt.Errorf("repair checkpoint %s: plan.jsonl: %w", dir, err)
-	}
 	return st, true, nil
 }
 
@@ -259,12 +256,12 @@ func (r *repairer) walk(ctx context.Context, pass int) (VerifySummary, error) {
 	if werr == nil {
 		werr = f.Sync()
 	}
-	if werr == nil {
-		werr = os.Rename(planPath+".tmp", planPath)
-	}
 	if werr != nil {
 		return sum, fmt.Errorf("repair plan: %w", werr)
 	}
+	// The checkpoint goes first: killed between the two, a resume
+	// re-applies the previous plan from its start (harmless), never skips
+	// lines of the new one.
 	total := sum.Differences
 	if r.opt.KeepExtra {
 		total -= sum.ByKind[DiffExtra]
@@ -272,6 +269,9 @@ func (r *repairer) walk(ctx context.Context, pass int) (VerifySummary, error) {
 	r.st.Pass, r.st.Total, r.st.Done = pass, total, 0
 	if err := r.saveState(); err != nil {
 		return sum, fmt.Errorf("repair checkpoint: %w", err)
+	}
+	if err := os.Rename(planPath+".tmp", planPath); err != nil {
+		return sum, fmt.Errorf("repair plan: %w", err)
 	}
 	return sum, nil
 }
@@ -301,6 +301,9 @@ func (r *repairer) dryRun(ctx context.Context) (RepairResult, error) {
 // everything before it is complete on the target).
 func (r *repairer) applyPlan(ctx context.Context) error {
 	f, err := os.Open(filepath.Join(r.opt.StateDir, "plan.jsonl"))
+	if errors.Is(err, fs.ErrNotExist) && r.opt.Resume {
+		return nil // killed before its first plan was in place: walk again
+	}
 	if err != nil {
 		return fmt.Errorf("repair plan: %w", err)
 	}
