@@ -22,11 +22,11 @@ type failingTarget struct {
 	bad gfid.GFID
 }
 
-func (f failingTarget) Hash(g gfid.GFID) (contenthash.Sum, int64, error) {
+func (f failingTarget) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	if g == f.bad {
 		return contenthash.Sum{}, 0, &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}
 	}
-	return f.Mirror.Hash(g)
+	return f.Mirror.Hash(g, size)
 }
 
 // An unreadable entry is reported with its path and error, and the walk
