@@ -33,7 +33,10 @@ type Config struct {
 	IgnoreDeletes bool          // never remove from targets what is gone from the brick
 	Retention     time.Duration // how long a faulty target's segments are kept; 0 means 24h
 	Rollover      time.Duration
-	Logger        *zap.Logger
+	// VerifyInterval, when set, runs a verify of every target that often
+	// (status shows the last result).
+	VerifyInterval time.Duration
+	Logger         *zap.Logger
 }
 
 // Manager runs the workers of one mount and implements Controller.
@@ -103,6 +106,13 @@ func Start(cfg Config) (*Manager, error) {
 		go func() {
 			defer m.wg.Done()
 			w.run(ctx)
+		}()
+	}
+	if cfg.VerifyInterval > 0 && len(m.workers) > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.verifyLoop(ctx, b)
 		}()
 	}
 	return m, nil

@@ -51,18 +51,35 @@ func (m *Mirror) Attach(brickID string) error {
 	return nil
 }
 
-func (m *Mirror) Readlink(g gfid.GFID) (string, error) {
-	p, a, err := m.pathOf(g)
+func (m *Mirror) List(dir gfid.GFID) ([]FullEntry, error) {
+	dp, err := m.dirPath(dir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if a.Type() != sIFLNK {
-		return "", fmt.Errorf("%s is not a symlink", p)
-	}
-	return os.Readlink(p)
+	return listFull(&m.t, dp, dir == gfid.Root)
 }
 
-func (m *Mirror) Hash(g gfid.GFID) (contenthash.Sum, int64, error) {
+func (m *Mirror) LookupFull(parent gfid.GFID, name string) (FullEntry, bool, error) {
+	p, err := m.child(parent, name)
+	if err != nil {
+		if isNoEntry(err) {
+			return FullEntry{}, false, nil
+		}
+		return FullEntry{}, false, err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return FullEntry{}, false, nil
+		}
+		return FullEntry{}, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	e, err := fullEntry(&m.t, p, &st)
+	e.Name = name
+	return e, err == nil, err
+}
+
+func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	ip := m.t.indexPath(g)
 	fd, err := unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == unix.EPERM {
@@ -74,9 +91,8 @@ func (m *Mirror) Hash(g gfid.GFID) (contenthash.Sum, int64, error) {
 		}
 		return contenthash.Sum{}, 0, &fs.PathError{Op: "open", Path: ip, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), ip)
-	defer f.Close()
-	s, n, err := contenthash.Reader(f)
+	defer unix.Close(fd)
+	s, n, err := contenthash.FD(fd, size)
 	if err != nil {
 		return s, n, &fs.PathError{Op: "read", Path: ip, Err: err}
 	}

@@ -38,6 +38,7 @@ type RepairOptions struct {
 
 // RepairState is the checkpoint of a repair (StateDir/state.json).
 type RepairState struct {
+	Format    int       `json:"format"` // RepairFormat
 	Brick     string    `json:"brick"`  // brick id
 	Target    string    `json:"target"` // target name
 	Pass      int       `json:"pass"`
@@ -62,6 +63,9 @@ type RepairResult struct {
 }
 
 const maxListed = 1000
+
+// RepairFormat is the version of the repair checkpoint (docs/formats.md).
+const RepairFormat = 1
 
 // RepairAction names the fix for a difference ("" when none is made).
 func RepairAction(k DiffKind, keepExtra bool) string {
@@ -159,7 +163,7 @@ func Repair(ctx context.Context, brick BrickRef, t Target, opt RepairOptions) (R
 		}
 		pass = st.Pass + 1
 	} else {
-		r.st = RepairState{Brick: brick.ID, Target: t.Name(), Checksum: opt.Checksum, KeepExtra: opt.KeepExtra,
+		r.st = RepairState{Format: RepairFormat, Brick: brick.ID, Target: t.Name(), Checksum: opt.Checksum, KeepExtra: opt.KeepExtra,
 			Started: time.Now().UTC()}
 	}
 	for ; ; pass++ {
@@ -203,8 +207,8 @@ func ReadRepairState(dir string) (RepairState, bool, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return st, false, fmt.Errorf("repair checkpoint %s: corrupt state.json: %v", dir, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "plan.jsonl")); err != nil {
-		return st, false, fmt.Errorf("repair checkpoint %s: plan.jsonl: %w", dir, err)
+	if st.Format != RepairFormat {
+		return st, false, fmt.Errorf("repair checkpoint %s: unsupported format %d (this replfs reads %d)", dir, st.Format, RepairFormat)
 	}
 	return st, true, nil
 }
@@ -252,12 +256,12 @@ func (r *repairer) walk(ctx context.Context, pass int) (VerifySummary, error) {
 	if werr == nil {
 		werr = f.Sync()
 	}
-	if werr == nil {
-		werr = os.Rename(planPath+".tmp", planPath)
-	}
 	if werr != nil {
 		return sum, fmt.Errorf("repair plan: %w", werr)
 	}
+	// The checkpoint goes first: killed between the two, a resume
+	// re-applies the previous plan from its start (harmless), never skips
+	// lines of the new one.
 	total := sum.Differences
 	if r.opt.KeepExtra {
 		total -= sum.ByKind[DiffExtra]
@@ -265,6 +269,9 @@ func (r *repairer) walk(ctx context.Context, pass int) (VerifySummary, error) {
 	r.st.Pass, r.st.Total, r.st.Done = pass, total, 0
 	if err := r.saveState(); err != nil {
 		return sum, fmt.Errorf("repair checkpoint: %w", err)
+	}
+	if err := os.Rename(planPath+".tmp", planPath); err != nil {
+		return sum, fmt.Errorf("repair plan: %w", err)
 	}
 	return sum, nil
 }
@@ -294,6 +301,9 @@ func (r *repairer) dryRun(ctx context.Context) (RepairResult, error) {
 // everything before it is complete on the target).
 func (r *repairer) applyPlan(ctx context.Context) error {
 	f, err := os.Open(filepath.Join(r.opt.StateDir, "plan.jsonl"))
+	if errors.Is(err, fs.ErrNotExist) && r.opt.Resume {
+		return nil // killed before its first plan was in place: walk again
+	}
 	if err != nil {
 		return fmt.Errorf("repair plan: %w", err)
 	}

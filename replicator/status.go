@@ -51,6 +51,21 @@ type TargetStatus struct {
 	Checkpoint          time.Time `json:"checkpoint,omitzero"`              // when the last checkpoint was set
 	CheckpointCompleted bool      `json:"checkpoint_completed"`             // the target has everything written before it
 	CheckpointDone      time.Time `json:"checkpoint_completed_at,omitzero"` // when that became true
+
+	// LastVerify is the result of the last scheduled verify (mount option
+	// verify-interval), nil when none has run.
+	LastVerify *VerifyStatus `json:"last_verify,omitempty"`
+}
+
+// VerifyStatus is the outcome of one scheduled verify of a target.
+type VerifyStatus struct {
+	Time        time.Time          `json:"time"` // when it finished
+	Took        string             `json:"took"`
+	InSync      bool               `json:"in_sync"`
+	Differences int64              `json:"differences"`
+	ByKind      map[DiffKind]int64 `json:"by_kind"`
+	Errors      int64              `json:"errors"` // entries that could not be read
+	Error       string             `json:"error,omitempty"`
 }
 
 // Controller is what the control socket serves: the mount daemon's

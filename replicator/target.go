@@ -103,11 +103,16 @@ type Target interface {
 	// the inode g's other names share), with a hard link to that inode.
 	Relink(g, parent gfid.GFID, name string) error
 
-	// Readlink returns symlink g's target.
-	Readlink(g gfid.GFID) (string, error)
+	// List returns directory dir's entries with their xattrs, symlink
+	// targets and index inodes: what a verify compares, in one call per
+	// directory (one round trip for a remote target). LookupFull is List
+	// for one name; found is false when parent/name does not exist.
+	List(dir gfid.GFID) ([]FullEntry, error)
+	LookupFull(parent gfid.GFID, name string) (e FullEntry, found bool, err error)
 	// Hash returns the HighwayHash-256 of regular file g's content (computed
-	// where the data is, so that comparing costs no transfer) and its size.
-	Hash(g gfid.GFID) (contenthash.Sum, int64, error)
+	// where the data is, so that comparing costs no transfer) and its
+	// length. size is the length the caller expects, or -1.
+	Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error)
 
 	// Sync makes everything applied so far durable.
 	Sync() error

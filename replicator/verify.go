@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"runtime"
 	"slices"
@@ -134,10 +133,14 @@ type hashJob struct {
 	rel    string
 	parent gfid.GFID
 	bpath  string
-	a, ta  Attr
+	a      Attr
 	g      gfid.GFID
 	diffs  []Difference // found before hashing, reported with the result
 }
+
+// inlineHash is the size below which a walker hashes a file itself:
+// handing small files to the hashers costs more than hashing them.
+const inlineHash = 1 << 20
 
 // NewVerifier prepares a walk of brick against t (already attached).
 func NewVerifier(brick BrickRef, t Target, opt VerifyOptions) *Verifier {
@@ -180,11 +183,18 @@ func (v *Verifier) Run(ctx context.Context) (VerifySummary, error) {
 			}
 		}()
 	}
-	root := attrOf(&rst)
+	root, err := fullEntry(&v.b.tree, v.b.root, &rst)
+	if err != nil {
+		return v.sum, fmt.Errorf("brick %s: %w", v.b.root, err)
+	}
+	troot := FullEntry{DirEntry: DirEntry{GFID: gfid.Root, Mode: sIFDIR, Attr: ra}}
+	if troot.Xattrs, err = v.t.Xattrs(gfid.Root); err != nil {
+		return v.sum, fmt.Errorf("target %s: root: %w", v.t.Name(), err)
+	}
+	root.GFID = gfid.Root
 	v.entries.Add(1)
-	v.compare(".", gfid.Zero, v.b.root, DirEntry{Name: ".", GFID: gfid.Root, Mode: sIFDIR, Attr: root},
-		DirEntry{Name: ".", GFID: gfid.Root, Mode: sIFDIR, Attr: ra})
-	v.walkDir("", gfid.Zero, gfid.Root, v.b.root, root)
+	v.compare(".", gfid.Zero, v.b.root, root, troot)
+	v.walkDir("", gfid.Zero, gfid.Root, v.b.root, root.Attr)
 	v.walkWG.Wait()
 	close(v.hashes)
 	v.hashWG.Wait()
@@ -269,7 +279,7 @@ func joinRel(dir, name string) string {
 	return dir + "/" + name
 }
 
-func byName(a, b DirEntry) int { return strings.Compare(a.Name, b.Name) }
+func byName(a, b FullEntry) int { return strings.Compare(a.Name, b.Name) }
 
 // walkDir compares directory g (same gfid on both sides; bdp on the
 // brick) entry by entry, in name order, and descends into the
@@ -278,20 +288,19 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	if v.ctx.Err() != nil {
 		return
 	}
-	bents, err := readDir(&v.b.tree, bdp, g == gfid.Root)
+	bents, err := listFull(&v.b.tree, bdp, g == gfid.Root)
 	if err != nil {
 		if isNoEntry(err) && parent != gfid.Zero && !v.inFlux(rel, parent) {
 			// Removed from the brick during the walk: compared again at the end.
 			v.emit(Difference{Path: rel, GFID: g.String(), Kind: DiffChanged, Parent: parent.String(),
 				Brick: "changed during verify"})
 		}
-		if isNoEntry(err) {
-			return
+		if !isNoEntry(err) {
+			v.fail(relOrRoot(rel), fmt.Errorf("brick: %w", err))
 		}
-		v.fail(relOrRoot(rel), fmt.Errorf("brick: %w", err))
 		return
 	}
-	tents, err := v.t.ReadDir(g)
+	tents, err := v.t.List(g)
 	if err != nil {
 		v.fail(relOrRoot(rel), fmt.Errorf("target: %w", err))
 		return
@@ -299,7 +308,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	slices.SortFunc(bents, byName)
 	slices.SortFunc(tents, byName)
 	dirFlux := da.Mtime >= v.after || da.Ctime >= v.after
-	var subdirs []DirEntry
+	var subdirs []FullEntry
 	i, j := 0, 0
 	for i < len(bents) || j < len(tents) {
 		switch {
@@ -317,13 +326,13 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 			v.report(r, g, dirFlux, []Difference{{Path: r, GFID: gfidString(e.GFID),
 				Kind: DiffExtra, Target: typeName(e.Mode), Parent: g.String()}})
 		default:
-			be, te := bents[i], tents[j]
+			be, te := &bents[i], &tents[j]
 			i++
 			j++
 			v.entries.Add(1)
 			r := joinRel(rel, be.Name)
-			if v.compare(r, g, bdp+"/"+be.Name, be, te) {
-				subdirs = append(subdirs, be)
+			if v.compare(r, g, bdp+"/"+be.Name, *be, *te) {
+				subdirs = append(subdirs, *be)
 			}
 		}
 	}
@@ -389,10 +398,15 @@ func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC333
 // compare reports the differences between brick entry be (at bpath) and
 // target entry te, both named rel in directory parent. It returns true
 // when both are the same directory, to be descended into.
-func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te DirEntry) bool {
-	ds, hash := v.diffEntry(rel, parent, bpath, be, te)
+func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te FullEntry) bool {
+	ds, hash := v.diffEntry(rel, parent, be, te)
 	if hash {
-		v.hashes <- hashJob{rel: rel, parent: parent, bpath: bpath, a: be.Attr, ta: te.Attr, g: be.GFID, diffs: ds}
+		j := hashJob{rel: rel, parent: parent, bpath: bpath, a: be.Attr, g: be.GFID, diffs: ds}
+		if be.Attr.Size < inlineHash {
+			v.hash(j)
+		} else {
+			v.hashes <- j
+		}
 		return false
 	}
 	v.report(rel, parent, be.Attr.Ctime >= v.after, ds)
@@ -401,7 +415,7 @@ func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te Di
 
 // diffEntry lists the differences of everything but content; hash tells
 // that the content must be compared too.
-func (v *Verifier) diffEntry(rel string, parent gfid.GFID, bpath string, be, te DirEntry) (ds []Difference, hash bool) {
+func (v *Verifier) diffEntry(rel string, parent gfid.GFID, be, te FullEntry) (ds []Difference, hash bool) {
 	ps := ""
 	if parent != gfid.Zero {
 		ps = parent.String()
@@ -434,13 +448,21 @@ func (v *Verifier) diffEntry(rel string, parent gfid.GFID, bpath string, be, te 
 			d(DiffSize, fmt.Sprint(a.Size), fmt.Sprint(ta.Size))
 		}
 	}
+	if be.Mode == sIFLNK && be.Link != te.Link {
+		d(DiffSymlink, be.Link, te.Link)
+	}
+	if !xattrsEqual(be.Xattrs, te.Xattrs) {
+		d(DiffXattrs, xattrNames(be.Xattrs), xattrNames(te.Xattrs))
+	}
 	if g == gfid.Zero {
 		return ds, false // not indexed on either side: nothing more to reach it by
 	}
 	// Every name of a non-directory must be the inode its gfid's index
-	// entry holds (hard links stay one inode; the by-gfid reads below
-	// read that inode).
-	if be.Mode != sIFDIR {
+	// entry holds: hard links stay one inode, and the content read by
+	// gfid is this name's.
+	// Both sides count their index link. When the counts differ, the
+	// names that are not the indexed inode are the broken ones.
+	if be.Mode != sIFDIR && ta.Nlink != a.Nlink {
 		ia, err := v.t.Stat(g)
 		switch {
 		case isNoEntry(err):
@@ -453,23 +475,6 @@ func (v *Verifier) diffEntry(rel string, parent gfid.GFID, bpath string, be, te 
 			d(DiffHardlink, fmt.Sprintf("%d links", max(a.Nlink, 2)-1), "separate copy")
 			return ds, false
 		}
-	}
-	if be.Mode == sIFLNK {
-		bl, err := os.Readlink(bpath)
-		if err != nil {
-			v.fail(rel, fmt.Errorf("brick: %w", err))
-		} else if tl, err := v.t.Readlink(g); err != nil {
-			v.fail(rel, fmt.Errorf("target: %w", err))
-		} else if bl != tl {
-			d(DiffSymlink, bl, tl)
-		}
-	}
-	if bx, err := readXattrs(bpath); err != nil {
-		v.fail(rel, fmt.Errorf("brick: xattrs: %w", err))
-	} else if tx, err := v.t.Xattrs(g); err != nil {
-		v.fail(rel, fmt.Errorf("target: xattrs: %w", err))
-	} else if !xattrsEqual(bx, tx) {
-		d(DiffXattrs, xattrNames(bx), xattrNames(tx))
 	}
 	hash = be.Mode == sIFREG && a.Size == ta.Size && (v.opt.Checksum || a.Mtime != ta.Mtime)
 	return ds, hash
@@ -489,9 +494,9 @@ func xattrNames(x Xattrs) string {
 func (v *Verifier) hash(j hashJob) {
 	ds := j.diffs
 	flux := j.a.Ctime >= v.after
-	bs, changed, err := v.hashBrick(j.bpath, j.g, j.a)
+	bs, changed, err := v.hashBrick(j.bpath, j.a)
 	if err != nil {
-		if isNoEntry(err) || changed {
+		if changed {
 			v.report(j.rel, j.parent, true, append(ds, Difference{Path: j.rel, GFID: j.g.String(), Kind: DiffChanged}))
 			return
 		}
@@ -499,7 +504,7 @@ func (v *Verifier) hash(j hashJob) {
 		v.report(j.rel, j.parent, flux, ds)
 		return
 	}
-	ts, tn, err := v.t.Hash(j.g)
+	ts, tn, err := v.t.Hash(j.g, j.a.Size)
 	if err != nil {
 		v.fail(j.rel, fmt.Errorf("target: %w", err))
 		v.report(j.rel, j.parent, flux, ds)
@@ -512,40 +517,37 @@ func (v *Verifier) hash(j hashJob) {
 	v.report(j.rel, j.parent, flux || changed, ds)
 }
 
-// hashBrick hashes the brick file at p (which must still be g, as listed
-// with attributes a); changed tells that it was modified meanwhile.
-func (v *Verifier) hashBrick(p string, g gfid.GFID, a Attr) (contenthash.Sum, bool, error) {
+// hashBrick hashes the brick file at p, listed with attributes a; changed
+// tells that it is no longer what was listed, or changed while read.
+func (v *Verifier) hashBrick(p string, a Attr) (contenthash.Sum, bool, error) {
 	var s contenthash.Sum
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == unix.EPERM {
 		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	}
 	if err != nil {
-		if err == unix.ENOENT {
+		if err == unix.ENOENT || err == unix.ELOOP {
 			return s, true, errNoEntry
 		}
 		return s, false, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return s, false, err
-	}
-	if st.Ino != a.Ino || st.Mtim.Nano() != a.Mtime || st.Size != a.Size {
-		return s, true, errors.New("replaced or modified")
-	}
-	s, n, err := contenthash.Reader(f)
+	defer unix.Close(fd)
+	s, n, err := contenthash.FD(fd, a.Size)
 	v.bytes.Add(n)
 	if err != nil {
 		return s, false, &fs.PathError{Op: "read", Path: p, Err: err}
 	}
-	var after unix.Stat_t
-	if err := unix.Fstat(fd, &after); err != nil {
+	// One stat after the read: unchanged since the listing means what was
+	// read is what was listed.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return s, false, err
 	}
-	changed := after.Mtim != st.Mtim || after.Ctim != st.Ctim || after.Size != st.Size || n != st.Size
-	return s, changed, nil
+	changed := st.Ino != a.Ino || st.Mtim.Nano() != a.Mtime || st.Ctim.Nano() != a.Ctime || st.Size != a.Size || n != st.Size
+	if changed {
+		return s, true, errors.New("changed while read")
+	}
+	return s, false, nil
 }
 
 // recheckAll compares again the entries that changed on the brick during
@@ -569,40 +571,41 @@ func (v *Verifier) recheckAll() {
 }
 
 func (v *Verifier) recheckOne(it recheckItem) ([]Difference, gfid.GFID) {
-	bg, bst, bfound, err := v.b.lookup(it.parent, it.name)
+	changed := []Difference{{Kind: DiffChanged}}
+	bdp, err := v.b.dirPath(it.parent)
 	if err != nil {
-		return []Difference{{Kind: DiffChanged}}, gfid.Zero
+		if isNoEntry(err) {
+			return nil, gfid.Zero // its directory is gone: so is everything in it
+		}
+		return changed, gfid.Zero
 	}
-	tg, ta, tfound, err := v.t.Lookup(it.parent, it.name)
+	bpath := bdp + "/" + it.name
+	var bst unix.Stat_t
+	bfound := unix.Lstat(bpath, &bst) == nil
+	te, tfound, err := v.t.LookupFull(it.parent, it.name)
 	if err != nil {
-		return []Difference{{Kind: DiffChanged}}, bg
+		return changed, gfid.Zero
 	}
 	switch {
 	case !bfound && !tfound:
 		return nil, gfid.Zero
 	case !bfound:
-		return []Difference{{Kind: DiffExtra}}, tg
-	case !tfound:
-		return []Difference{{Kind: DiffMissing}}, bg
+		return []Difference{{Kind: DiffExtra}}, te.GFID
 	}
-	ba := attrOf(&bst)
-	if ta.Type() != sIFDIR && tg != gfid.Zero {
-		ta.Nlink++ // Lookup leaves the index link out; listings count it
-	}
-	bdp, err := v.b.dirPath(it.parent)
+	be, err := fullEntry(&v.b.tree, bpath, &bst)
 	if err != nil {
-		return []Difference{{Kind: DiffChanged}}, bg
+		return changed, gfid.Zero
 	}
-	bpath := bdp + "/" + it.name
-	be := DirEntry{Name: it.name, GFID: bg, Mode: ba.Type(), Attr: ba}
-	te := DirEntry{Name: it.name, GFID: tg, Mode: ta.Type(), Attr: ta}
-	ds, hash := v.diffEntry(it.rel, it.parent, bpath, be, te)
+	if !tfound {
+		return []Difference{{Kind: DiffMissing}}, be.GFID
+	}
+	ds, hash := v.diffEntry(it.rel, it.parent, be, te)
 	if hash {
-		bs, changed, err := v.hashBrick(bpath, bg, ba)
-		ts, _, terr := v.t.Hash(bg)
-		if err != nil || terr != nil || changed || bs != ts {
+		bs, _, err := v.hashBrick(bpath, be.Attr)
+		ts, _, terr := v.t.Hash(be.GFID, be.Attr.Size)
+		if err != nil || terr != nil || bs != ts {
 			ds = append(ds, Difference{Kind: DiffContent})
 		}
 	}
-	return ds, bg
+	return ds, be.GFID
 }

@@ -56,6 +56,7 @@ type worker struct {
 	wake       chan struct{}
 	opened     bool
 	dropped    bool // journal consumer dropped after a long outage
+	lastVerify *VerifyStatus
 
 	r     *journal.Reader
 	batch []journal.Record
@@ -457,6 +458,7 @@ func (w *worker) status() TargetStatus {
 		PendingEntry: w.pending[0], PendingData: w.pending[1], PendingMeta: w.pending[2],
 		Failures: w.c.failures.Load(), LastError: w.lastErr, LastErrorTime: w.lastErrAt,
 		BytesTransferred: w.c.bytes.Load(), FilesTransferred: w.c.files.Load(),
+		LastVerify: w.lastVerify,
 	}
 	if w.st.Paused && w.state != StateStopped {
 		ts.State = StatePaused

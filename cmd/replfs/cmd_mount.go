@@ -320,7 +320,7 @@ func startReplication(srv *fs.Server, mo options.Mount, log *zap.Logger) (func()
 		Brick: srv.Brick(), BrickID: id, GFIDXattr: gx, XtimeXattr: xx,
 		Journal: srv.Journal(), Targets: targets,
 		SyncJobs: mo.SyncJobs, BatchSize: mo.BatchSize, IgnoreDeletes: mo.IgnoreDeletes,
-		Retention: mo.Retention, Rollover: mo.Rollover, Logger: log,
+		Retention: mo.Retention, Rollover: mo.Rollover, VerifyInterval: mo.VerifyInterval, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -166,15 +166,15 @@ func printStatus(w io.Writer, st []replicator.TargetStatus, now time.Time) {
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tKIND\tSTATE\tCRAWL\tLAST-SYNCED\tLAG\tPENDING(E/D/M)\tBEHIND\tFAILURES\tFILES\tBYTES\tCHECKPOINT")
+	fmt.Fprintln(tw, "TARGET\tKIND\tSTATE\tCRAWL\tLAST-SYNCED\tLAG\tPENDING(E/D/M)\tBEHIND\tFAILURES\tFILES\tBYTES\tCHECKPOINT\tVERIFIED")
 	for _, s := range st {
 		synced, lag := "-", "-"
 		if !s.LastSynced.IsZero() {
 			synced, lag = fmtTime(s.LastSynced, now), humanDuration(s.Lag)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d/%d\t%d\t%d\t%d\t%s\t%s\n", s.Target, s.Kind, s.State, s.Crawl,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d/%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Target, s.Kind, s.State, s.Crawl,
 			synced, lag, s.PendingEntry, s.PendingData, s.PendingMeta, s.Behind, s.Failures, s.FilesTransferred,
-			humanBytes(s.BytesTransferred), checkpointCell(s, now))
+			humanBytes(s.BytesTransferred), checkpointCell(s, now), verifiedCell(s.LastVerify, now))
 	}
 	tw.Flush()
 	// tabwriter aligns only consecutive lines with cells: the error lines
@@ -191,6 +191,21 @@ func printStatus(w io.Writer, st []replicator.TargetStatus, now time.Time) {
 			fmt.Fprintf(w, "  last error%s: %s\n", when, oneLine(fmt.Errorf("%s", s.LastError)))
 		}
 	}
+}
+
+// verifiedCell sums up the last scheduled verify.
+func verifiedCell(v *replicator.VerifyStatus, now time.Time) string {
+	switch {
+	case v == nil:
+		return "-"
+	case v.Error != "":
+		return "error " + fmtTime(v.Time, now)
+	case v.InSync:
+		return "in sync " + fmtTime(v.Time, now)
+	case v.Differences == 0:
+		return fmt.Sprintf("%d unreadable %s", v.Errors, fmtTime(v.Time, now))
+	}
+	return fmt.Sprintf("%d differences %s", v.Differences, fmtTime(v.Time, now))
 }
 
 func checkpointCell(s replicator.TargetStatus, now time.Time) string {

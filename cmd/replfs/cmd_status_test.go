@@ -117,7 +117,9 @@ func twoTargets() []replicator.TargetStatus {
 		{Target: "/mnt/m1", Kind: "mirror", State: replicator.StateActive, Crawl: replicator.CrawlChangelog,
 			LastSynced: synced, Lag: 1234 * time.Millisecond, PendingEntry: 1, PendingData: 2, PendingMeta: 3,
 			Behind: 17, Failures: 2, LastError: "write /mnt/m1/x: no space left on device", LastErrorTime: synced,
-			FilesTransferred: 12, BytesTransferred: 3 << 20},
+			FilesTransferred: 12, BytesTransferred: 3 << 20,
+			LastVerify: &replicator.VerifyStatus{Time: synced, InSync: false, Differences: 3,
+				ByKind: map[replicator.DiffKind]int64{replicator.DiffMode: 3}}},
 		{Target: "/mnt/m2", Kind: "mirror", State: replicator.StateFaulty, Crawl: replicator.CrawlHybrid,
 			Lag: 0, BytesTransferred: 1536},
 	}
@@ -134,18 +136,18 @@ func TestStatusTable(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("want header, row, error line, row; got:\n%s", out)
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "TARGET KIND STATE CRAWL LAST-SYNCED LAG PENDING(E/D/M) BEHIND FAILURES FILES BYTES CHECKPOINT" {
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "TARGET KIND STATE CRAWL LAST-SYNCED LAG PENDING(E/D/M) BEHIND FAILURES FILES BYTES CHECKPOINT VERIFIED" {
 		t.Errorf("header %q", lines[0])
 	}
 	want1 := []string{"/mnt/m1", "mirror", "Active", "Changelog", fmtTime(f.targets[0].LastSynced, time.Now()),
-		"1.2s", "1/2/3", "17", "2", "12", "3.0MiB", "-"}
+		"1.2s", "1/2/3", "17", "2", "12", "3.0MiB", "-", "3", "differences", fmtTime(f.targets[0].LastSynced, time.Now())}
 	if got := strings.Fields(lines[1]); fmt.Sprint(got) != fmt.Sprint(want1) {
 		t.Errorf("row 1 %q\nwant %q", got, want1)
 	}
 	if !strings.HasPrefix(lines[2], "  last error (") || !strings.HasSuffix(lines[2], "): write /mnt/m1/x: no space left on device") {
 		t.Errorf("error line %q", lines[2])
 	}
-	want2 := []string{"/mnt/m2", "mirror", "Faulty", "Hybrid", "-", "-", "0/0/0", "0", "0", "0", "1.5KiB", "-"}
+	want2 := []string{"/mnt/m2", "mirror", "Faulty", "Hybrid", "-", "-", "0/0/0", "0", "0", "0", "1.5KiB", "-", "-"}
 	if got := strings.Fields(lines[3]); fmt.Sprint(got) != fmt.Sprint(want2) {
 		t.Errorf("row 2 %q\nwant %q", got, want2)
 	}

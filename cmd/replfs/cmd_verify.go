@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"syscall"
@@ -94,7 +95,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 func newVerifyCmd() *cobra.Command {
 	var (
 		checksum, all, quiet bool
-		report               string
+		report, cpuprofile   string
 		workers              int
 	)
 	c := &cobra.Command{
@@ -121,6 +122,14 @@ the walk goes on).`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
 			b, err := openBrick(args[0])
 			if err != nil {
 				return err
@@ -195,6 +204,8 @@ the walk goes on).`,
 	c.Flags().StringVar(&report, "json", "", "write a JSON report with every difference to `FILE` (- for stdout)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress display")
 	c.Flags().IntVar(&workers, "workers", 0, "parallel walkers and hashers (default 2 per CPU, at least 4)")
+	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile")
+	c.Flags().MarkHidden("cpuprofile")
 	return c
 }
 

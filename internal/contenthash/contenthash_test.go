@@ -26,6 +26,12 @@ func TestFileMatchesBytesAndSeesOneFlippedBit(t *testing.T) {
 	if s != Bytes(data) {
 		t.Fatalf("File %s != Bytes %s", s, Bytes(data))
 	}
+	for _, expect := range []int64{-1, n, n - 1, n + 1} {
+		f.Seek(0, 0)
+		if s2, n2, err := FD(int(f.Fd()), expect); err != nil || n2 != n || s2 != s {
+			t.Fatalf("FD(expect %d): %s, %d, %v; want %s, %d", expect, s2, n2, err, s, n)
+		}
+	}
 	data[len(data)/2] ^= 1
 	if Bytes(data) == s {
 		t.Fatal("a flipped bit did not change the sum")

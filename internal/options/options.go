@@ -29,6 +29,9 @@ type Mount struct {
 	SyncJobs      int      // sync-jobs=N: parallel data transfers per target
 	BatchSize     int      // batch-size=N: journal records per batch
 	IgnoreDeletes bool     // ignore-deletes: never remove from targets
+	// VerifyInterval (verify-interval=DUR, off by default): how often the
+	// daemon verifies its targets against the brick.
+	VerifyInterval time.Duration
 }
 
 // generic options meant for mount(8), the kernel or systemd, not for replfs.
@@ -126,6 +129,12 @@ func (m *Mount) set(opt string) error {
 		return count(&m.BatchSize, 1, 1<<20)
 	case "ignore-deletes", "ignore_deletes":
 		return flag(&m.IgnoreDeletes)
+	case "verify-interval", "verify_interval":
+		if val == "off" || val == "0" {
+			m.VerifyInterval = 0
+			return nil
+		}
+		return dur(&m.VerifyInterval, time.Second)
 	case "rollover":
 		return dur(&m.Rollover, 10*time.Millisecond)
 	case "retention":
@@ -163,4 +172,4 @@ func (m *Mount) set(opt string) error {
 }
 
 // Known lists the replfs options, for help texts.
-const Known = "mirror=DIR (repeatable), sync-jobs=N, batch-size=N, ignore-deletes, rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"
+const Known = "mirror=DIR (repeatable), sync-jobs=N, batch-size=N, ignore-deletes, verify-interval=DUR, rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"

@@ -46,6 +46,9 @@ func TestParseRejectsBadInput(t *testing.T) {
 		{"sync-jobs=many", "whole number"},
 		{"batch-size=-3", "whole number"},
 		{"ignore-deletes=1", "takes no value"},
+		{"verify-interval=500ms", "below the minimum 1s"},
+		{"verify-interval=daily", "not a duration"},
+		{"verify-interval", "needs a duration"},
 	} {
 		_, err := Parse([]string{"rw," + tc.in})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -62,7 +65,14 @@ func TestParseReplication(t *testing.T) {
 	if len(m.Mirrors) != 2 || m.Mirrors[0] != "/backup/a" || m.Mirrors[1] != "/mnt/nfs/b" {
 		t.Fatalf("mirrors = %q", m.Mirrors)
 	}
-	if m.SyncJobs != 4 || m.BatchSize != 100 || !m.IgnoreDeletes {
+	if m.SyncJobs != 4 || m.BatchSize != 100 || !m.IgnoreDeletes || m.VerifyInterval != 0 {
 		t.Fatalf("parsed %+v", m)
+	}
+	for in, want := range map[string]time.Duration{"verify-interval=10m": 10 * time.Minute,
+		"verify-interval=1s": time.Second, "verify-interval=10m,verify-interval=off": 0} {
+		m, err := Parse([]string{in})
+		if err != nil || m.VerifyInterval != want {
+			t.Errorf("Parse(%q): verify interval %v, %v; want %v", in, m.VerifyInterval, err, want)
+		}
 	}
 }

@@ -1,0 +1,249 @@
+package replicator
+
+import (
+	"errors"
+	"io/fs"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/gfid"
+)
+
+// FullEntry is a directory entry with everything a verify compares
+// besides content: what Target.List returns.
+type FullEntry struct {
+	DirEntry
+	Xattrs Xattrs // user-visible xattrs
+	Link   string // symlink target
+}
+
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// listFull lists directory dp of tree t with each entry's attributes,
+// gfid, xattrs and symlink target. It reads the directory through one
+// descriptor (stat, xattrs and readlink relative to it, so no path is
+// walked again): three system calls an entry without xattrs of its own.
+func listFull(t *tree, dp string, root bool) ([]FullEntry, error) {
+	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dp, Err: err}
+	}
+	defer unix.Close(fd)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	var names []string
+	for {
+		n, err := unix.ReadDirent(fd, *bp)
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdir", Path: dp, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent((*bp)[:n], -1, names)
+	}
+	out := make([]FullEntry, 0, len(names))
+	var lbuf [4096]byte
+	for _, n := range names {
+		if root && n == gfid.StateDir {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return nil, &fs.PathError{Op: "lstat", Path: dp + "/" + n, Err: err}
+		}
+		p := dp + "/" + n
+		e := FullEntry{DirEntry: DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}}
+		var g [16]byte
+		k, err := getxattrAt(fd, n, p, t.gfidX, g[:])
+		switch {
+		case err == nil && k == 16:
+			e.GFID = gfid.GFID(g)
+		case err == unix.ENOENT:
+			continue
+		case err != nil && err != unix.ENODATA && err != unix.ERANGE:
+			return nil, &fs.PathError{Op: "getxattr gfid", Path: p, Err: err}
+		}
+		if e.Xattrs, err = userXattrs(fd, n, p); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return nil, &fs.PathError{Op: "listxattr", Path: p, Err: err}
+		}
+		if e.Mode == sIFLNK {
+			k, err := unix.Readlinkat(fd, n, lbuf[:])
+			if err != nil {
+				if err == unix.ENOENT {
+					continue
+				}
+				return nil, &fs.PathError{Op: "readlink", Path: p, Err: err}
+			}
+			e.Link = string(lbuf[:k])
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// userXattrs reads the xattrs of name in directory dfd (path p) but
+// replfs's own, with one listxattr when it has none (the common case)
+// instead of the two a size query costs. dfd < 0: by path.
+func userXattrs(dfd int, entry, p string) (Xattrs, error) {
+	var buf [1024]byte
+	n, err := listxattrAt(dfd, entry, p, buf[:])
+	if err == unix.ERANGE {
+		return readXattrs(p)
+	}
+	if err != nil {
+		if err == unix.ENOTSUP {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var x Xattrs
+	for b := buf[:n]; len(b) > 0; {
+		i := 0
+		for i < len(b) && b[i] != 0 {
+			i++
+		}
+		name := string(b[:i])
+		if i < len(b) {
+			i++
+		}
+		b = b[i:]
+		if name == "" || ownXattr(name) {
+			continue
+		}
+		v, err := getxattrAll(dfd, entry, p, name)
+		if err != nil {
+			if err == unix.ENODATA {
+				continue
+			}
+			return nil, err
+		}
+		if x == nil {
+			x = make(Xattrs)
+		}
+		x[name] = v
+	}
+	return x, nil
+}
+
+func getxattrAll(dfd int, entry, p, name string) ([]byte, error) {
+	var small [256]byte
+	n, err := getxattrAt(dfd, entry, p, name, small[:])
+	if err == nil {
+		return append([]byte(nil), small[:n]...), nil
+	}
+	if err != unix.ERANGE {
+		return nil, err
+	}
+	for size := 4096; size <= 1<<20; size *= 4 {
+		v := make([]byte, size)
+		n, err := getxattrAt(dfd, entry, p, name, v)
+		if err == nil {
+			return v[:n], nil
+		}
+		if err != unix.ERANGE {
+			return nil, err
+		}
+	}
+	return nil, unix.E2BIG
+}
+
+// xattrAt: whether the kernel has getxattrat(2)/listxattrat(2) (Linux
+// 6.13): 0 not known yet, 1 yes, -1 no (then paths are walked again).
+var xattrAt atomic.Int32
+
+type xattrArgs struct {
+	value uint64
+	size  uint32
+	flags uint32
+}
+
+// getxattrAt reads xattr attr of entry in directory dfd without
+// following a symlink; by path p when dfd < 0 or the kernel lacks
+// getxattrat.
+func getxattrAt(dfd int, entry, p, attr string, buf []byte) (int, error) {
+	if dfd >= 0 && xattrAt.Load() >= 0 {
+		ep, err := unix.BytePtrFromString(entry)
+		if err != nil {
+			return 0, err
+		}
+		ap, err := unix.BytePtrFromString(attr)
+		if err != nil {
+			return 0, err
+		}
+		args := xattrArgs{size: uint32(len(buf))}
+		if len(buf) > 0 {
+			args.value = uint64(uintptr(unsafe.Pointer(&buf[0])))
+		}
+		r, _, e := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
+			unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(ap)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+		runtime.KeepAlive(buf)
+		if e != unix.ENOSYS {
+			xattrAt.Store(1)
+			if e != 0 {
+				return 0, e
+			}
+			return int(r), nil
+		}
+		xattrAt.Store(-1)
+	}
+	return unix.Lgetxattr(p, attr, buf)
+}
+
+// listxattrAt lists the xattr names of entry in directory dfd, as
+// getxattrAt reads one.
+func listxattrAt(dfd int, entry, p string, buf []byte) (int, error) {
+	if dfd >= 0 && xattrAt.Load() >= 0 {
+		ep, err := unix.BytePtrFromString(entry)
+		if err != nil {
+			return 0, err
+		}
+		var bp unsafe.Pointer
+		if len(buf) > 0 {
+			bp = unsafe.Pointer(&buf[0])
+		}
+		r, _, e := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
+			unix.AT_SYMLINK_NOFOLLOW, uintptr(bp), uintptr(len(buf)), 0)
+		runtime.KeepAlive(buf)
+		if e != unix.ENOSYS {
+			xattrAt.Store(1)
+			if e != 0 {
+				return 0, e
+			}
+			return int(r), nil
+		}
+		xattrAt.Store(-1)
+	}
+	return unix.Llistxattr(p, buf)
+}
+
+// fullEntry reads one entry as listFull does (for the re-check).
+func fullEntry(t *tree, p string, st *unix.Stat_t) (FullEntry, error) {
+	e := FullEntry{DirEntry: DirEntry{Mode: st.Mode & sIFMT, Attr: attrOf(st)}}
+	var err error
+	if e.GFID, err = t.gfidAt(p); err != nil {
+		return e, err
+	}
+	if e.Xattrs, err = userXattrs(-1, "", p); err != nil {
+		return e, err
+	}
+	if e.Mode == sIFLNK {
+		var lbuf [4096]byte
+		k, err := unix.Readlink(p, lbuf[:])
+		if err != nil {
+			return e, err
+		}
+		e.Link = string(lbuf[:k])
+	}
+	return e, nil
+}
