@@ -280,6 +280,38 @@ func TestVerifyFindsExactlyEachInjectedDifferenceAndRepairFixesThem(t *testing.T
 	expectUnchanged(t, "brick, by verify and repair", brickBefore, treeState(t, f.Brick, brickSkip...))
 }
 
+// TestRepairKeepExtraLeavesOnlyTheExtras: repair --keep-extra fixes every
+// difference but the entries only the mirror has, which it keeps.
+func TestRepairKeepExtraLeavesOnlyTheExtras(t *testing.T) {
+	f, mir := syncedPair(t, func(b string) { seedBrick(t, b) }, 30*time.Second)
+	withSum, _ := injectAll(t, mir)
+	var extras []diffKey
+	for _, k := range withSum {
+		if k.Kind == "extra" {
+			extras = append(extras, k)
+		}
+	}
+	r := run(t, "repair", f.Brick, mir, "--checksum", "--keep-extra")
+	// The spec: exit 1 when differences remain, and the kept extras do
+	// (verify reports them). It does not say whether --keep-extra counts
+	// them: an exit 0 is reported, not fatal.
+	if r.code != 1 {
+		t.Errorf("repair --keep-extra: exit %d, want 1 (the kept extras are differences verify reports)\nstdout: %s\nstderr: %s",
+			r.code, r.stdout, r.stderr)
+	}
+	if r.code == 2 {
+		t.FailNow()
+	}
+	r, rep, ok := verifyJSON(t, "verify", f.Brick, mir, "--checksum")
+	expectCode(t, r, 1, "verify after repair --keep-extra")
+	if ok {
+		expectDiffs(t, "verify after repair --keep-extra", oneTarget(t, rep, mir, true), extras)
+	}
+	r = run(t, "repair", f.Brick, mir, "--checksum")
+	expectCode(t, r, 0, "repair after repair --keep-extra")
+	noTreeDiffs(t, f.Brick, mir)
+}
+
 var repairVerbs = []string{"create", "remove", "copy", "chmod", "chown", "touch", "setxattr", "relink", "replace", "symlink"}
 
 // checkDryRunLines checks that every injected path has an action line
@@ -704,6 +736,14 @@ func lastVerifyOf(t *testing.T, mnt, target string) (*lastVerify, string) {
 func TestScheduledVerifyShowsMirrorDamageInStatus(t *testing.T) {
 	f := newFixture(t)
 	mir := f.mirrorDir(t, "mirror")
+	requireFUSE(t)
+	for _, bad := range []string{"500ms", "0s", "soon"} {
+		r := run(t, "mount", f.Brick, f.Mnt, "-o", "mirror="+mir+",verify-interval="+bad)
+		expectOneLineError(t, r, 2, "verify-interval")
+		if isMounted(f.Mnt) {
+			t.Fatalf("mounted with verify-interval=%s", bad)
+		}
+	}
 	f.mount(t, "rollover=100ms", "mirror="+mir, "verify-interval=1s")
 	sh(t, f.Mnt, `mkdir d && echo x > d/f && echo y > g`)
 	converge(t, f.Brick, mir, 20*time.Second)
