@@ -471,8 +471,7 @@ func killRepairHalfway(t *testing.T, statePath, brick, mir string) repairState {
 	must(t, cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	pid := cmd.Process.Pid
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	pid := cmd.Process.Pid // signalled only until it is reaped below
 	var last repairState
 	seen := "never read"
 	deadline := time.Now().Add(90 * time.Second)
