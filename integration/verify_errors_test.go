@@ -19,7 +19,19 @@ import (
 // disk with a bad sector would.
 type failingTarget struct {
 	*replicator.Mirror
-	bad gfid.GFID
+	bad     gfid.GFID
+	badDir  gfid.GFID
+	badName string
+}
+
+func (f failingTarget) HashDir(dir gfid.GFID, reqs []replicator.HashReq) error {
+	err := f.Mirror.HashDir(dir, reqs)
+	for i := range reqs {
+		if dir == f.badDir && reqs[i].Name == f.badName {
+			reqs[i].Err = &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}
+		}
+	}
+	return err
 }
 
 func (f failingTarget) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
@@ -53,7 +65,7 @@ func TestVerifyReportsUnreadableAndKeepsWalking(t *testing.T) {
 	var errs []replicator.VerifyError
 	var ds []replicator.Difference
 	v := replicator.NewVerifier(replicator.BrickRef{Root: b.Path, ID: b.Info.ID, GFIDXattr: b.GFIDXattr, XtimeXattr: b.XtimeXattr},
-		failingTarget{m, bad}, replicator.VerifyOptions{Checksum: true, Workers: 1,
+		failingTarget{m, bad, gfidAt(t, f.b("b")), "f2"}, replicator.VerifyOptions{Checksum: true, Workers: 1,
 			OnDiff:  func(d replicator.Difference) { ds = append(ds, d) },
 			OnError: func(e replicator.VerifyError) { errs = append(errs, e) }})
 	sum, err := v.Run(context.Background())

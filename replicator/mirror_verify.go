@@ -99,6 +99,40 @@ func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	return s, n, nil
 }
 
+func (m *Mirror) HashDir(dir gfid.GFID, reqs []HashReq) error {
+	dp, err := m.dirPath(dir)
+	if err != nil {
+		return err
+	}
+	dfd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dp, Err: err}
+	}
+	defer unix.Close(dfd)
+	for i := range reqs {
+		r := &reqs[i]
+		r.Sum, r.N, r.Err = hashAt(dfd, r.Name, r.Size)
+		if r.Err != nil {
+			r.Err = &fs.PathError{Op: "hash", Path: dp + "/" + r.Name, Err: r.Err}
+		}
+	}
+	return nil
+}
+
+// hashAt hashes regular file name in directory dfd (not following a
+// symlink, not touching its atime).
+func hashAt(dfd int, name string, size int64) (contenthash.Sum, int64, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return contenthash.Sum{}, 0, err
+	}
+	defer unix.Close(fd)
+	return contenthash.FD(fd, size)
+}
+
 // Relink replaces parent/name with a hard link to g's indexed inode, in
 // one rename (the name never disappears).
 func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {

@@ -113,9 +113,22 @@ type Target interface {
 	// where the data is, so that comparing costs no transfer) and its
 	// length. size is the length the caller expects, or -1.
 	Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error)
+	// HashDir hashes the regular files reqs name in directory dir, filling
+	// in each one's sum, length or error: one call (one round trip) per
+	// directory.
+	HashDir(dir gfid.GFID, reqs []HashReq) error
 
 	// Sync makes everything applied so far durable.
 	Sync() error
 	Stime() (time.Time, error)
 	SetStime(time.Time) error
+}
+
+// HashReq is one file of a HashDir call.
+type HashReq struct {
+	Name string
+	Size int64 // expected length, or -1
+	Sum  contenthash.Sum
+	N    int64 // bytes read
+	Err  error
 }

@@ -135,6 +135,7 @@ type hashJob struct {
 	bpath  string
 	a      Attr
 	g      gfid.GFID
+	name   string
 	diffs  []Difference // found before hashing, reported with the result
 }
 
@@ -193,7 +194,7 @@ func (v *Verifier) Run(ctx context.Context) (VerifySummary, error) {
 	}
 	root.GFID = gfid.Root
 	v.entries.Add(1)
-	v.compare(".", gfid.Zero, v.b.root, root, troot)
+	v.compare(".", gfid.Zero, v.b.root, root, troot, nil)
 	v.walkDir("", gfid.Zero, gfid.Root, v.b.root, root.Attr)
 	v.walkWG.Wait()
 	close(v.hashes)
@@ -288,7 +289,14 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	if v.ctx.Err() != nil {
 		return
 	}
-	bents, err := listFull(&v.b.tree, bdp, g == gfid.Root)
+	bfd, err := openDir(bdp)
+	var bents []FullEntry
+	if err == nil {
+		bents, err = listFullFD(&v.b.tree, bfd, bdp, g == gfid.Root)
+		if err != nil {
+			unix.Close(bfd)
+		}
+	}
 	if err != nil {
 		if isNoEntry(err) && parent != gfid.Zero && !v.inFlux(rel, parent) {
 			// Removed from the brick during the walk: compared again at the end.
@@ -302,9 +310,11 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	}
 	tents, err := v.t.List(g)
 	if err != nil {
+		unix.Close(bfd)
 		v.fail(relOrRoot(rel), fmt.Errorf("target: %w", err))
 		return
 	}
+	var small []hashJob // files to hash here, in one HashDir call
 	slices.SortFunc(bents, byName)
 	slices.SortFunc(tents, byName)
 	dirFlux := da.Mtime >= v.after || da.Ctime >= v.after
@@ -331,12 +341,16 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 			j++
 			v.entries.Add(1)
 			r := joinRel(rel, be.Name)
-			if v.compare(r, g, bdp+"/"+be.Name, *be, *te) {
+			if v.compare(r, g, bdp+"/"+be.Name, *be, *te, &small) {
 				subdirs = append(subdirs, *be)
 			}
 		}
 	}
 	bents, tents = nil, nil
+	if len(small) > 0 {
+		v.hashSmall(g, bfd, small)
+	}
+	unix.Close(bfd)
 	for _, e := range subdirs {
 		v.descend(joinRel(rel, e.Name), g, e.GFID, bdp+"/"+e.Name, e.Attr)
 	}
@@ -398,12 +412,12 @@ func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC333
 // compare reports the differences between brick entry be (at bpath) and
 // target entry te, both named rel in directory parent. It returns true
 // when both are the same directory, to be descended into.
-func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te FullEntry) bool {
+func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te FullEntry, small *[]hashJob) bool {
 	ds, hash := v.diffEntry(rel, parent, be, te)
 	if hash {
-		j := hashJob{rel: rel, parent: parent, bpath: bpath, a: be.Attr, g: be.GFID, diffs: ds}
-		if be.Attr.Size < inlineHash {
-			v.hash(j)
+		j := hashJob{rel: rel, parent: parent, bpath: bpath, a: be.Attr, g: be.GFID, diffs: ds, name: be.Name}
+		if be.Attr.Size < inlineHash && small != nil {
+			*small = append(*small, j)
 		} else {
 			v.hashes <- j
 		}
@@ -489,12 +503,54 @@ func xattrNames(x Xattrs) string {
 	return strings.Join(names, ",")
 }
 
+// hashSmall hashes the small files of one directory: on the target in
+// one HashDir call, on the brick through the listing's descriptor.
+func (v *Verifier) hashSmall(dir gfid.GFID, bfd int, jobs []hashJob) {
+	reqs := make([]HashReq, len(jobs))
+	for i, j := range jobs {
+		reqs[i] = HashReq{Name: j.name, Size: j.a.Size}
+	}
+	if err := v.t.HashDir(dir, reqs); err != nil {
+		for i := range reqs {
+			reqs[i].Err = err
+		}
+	}
+	for i, j := range jobs {
+		fd, err := unix.Openat(bfd, j.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+		if err == unix.EPERM {
+			fd, err = unix.Openat(bfd, j.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		}
+		var bs contenthash.Sum
+		var changed bool
+		if err != nil {
+			changed = err == unix.ENOENT || err == unix.ELOOP
+			err = &fs.PathError{Op: "open", Path: j.bpath, Err: err}
+		} else {
+			bs, changed, err = v.hashBrickFD(fd, j.bpath, j.a)
+			unix.Close(fd)
+		}
+		r := reqs[i]
+		v.hashed(j, bs, changed, err, r.Sum, r.N, r.Err)
+	}
+}
+
 // hash compares the content of a regular file on both sides. A brick file
 // that changes while it is read is in flux, not corrupt.
 func (v *Verifier) hash(j hashJob) {
+	bs, changed, err := v.hashBrick(j.bpath, j.a)
+	var ts contenthash.Sum
+	var tn int64
+	var terr error
+	if err == nil {
+		ts, tn, terr = v.t.Hash(j.g, j.a.Size)
+	}
+	v.hashed(j, bs, changed, err, ts, tn, terr)
+}
+
+// hashed reports a hash job given both sides' results.
+func (v *Verifier) hashed(j hashJob, bs contenthash.Sum, changed bool, err error, ts contenthash.Sum, tn int64, terr error) {
 	ds := j.diffs
 	flux := j.a.Ctime >= v.after
-	bs, changed, err := v.hashBrick(j.bpath, j.a)
 	if err != nil {
 		if changed {
 			v.report(j.rel, j.parent, true, append(ds, Difference{Path: j.rel, GFID: j.g.String(), Kind: DiffChanged}))
@@ -504,9 +560,8 @@ func (v *Verifier) hash(j hashJob) {
 		v.report(j.rel, j.parent, flux, ds)
 		return
 	}
-	ts, tn, err := v.t.Hash(j.g, j.a.Size)
-	if err != nil {
-		v.fail(j.rel, fmt.Errorf("target: %w", err))
+	if terr != nil {
+		v.fail(j.rel, fmt.Errorf("target: %w", terr))
 		v.report(j.rel, j.parent, flux, ds)
 		return
 	}
@@ -532,6 +587,10 @@ func (v *Verifier) hashBrick(p string, a Attr) (contenthash.Sum, bool, error) {
 		return s, false, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
+	return v.hashBrickFD(fd, p, a)
+}
+
+func (v *Verifier) hashBrickFD(fd int, p string, a Attr) (contenthash.Sum, bool, error) {
 	s, n, err := contenthash.FD(fd, a.Size)
 	v.bytes.Add(n)
 	if err != nil {

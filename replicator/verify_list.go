@@ -28,11 +28,24 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &
 // descriptor (stat, xattrs and readlink relative to it, so no path is
 // walked again): three system calls an entry without xattrs of its own.
 func listFull(t *tree, dp string, root bool) ([]FullEntry, error) {
-	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openDir(dp)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dp, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
+	return listFullFD(t, fd, dp, root)
+}
+
+func openDir(dp string) (int, error) {
+	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: dp, Err: err}
+	}
+	return fd, nil
+}
+
+// listFullFD is listFull of the directory open as fd.
+func listFullFD(t *tree, fd int, dp string, root bool) ([]FullEntry, error) {
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	var names []string
