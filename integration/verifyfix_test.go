@@ -1,9 +1,10 @@
 package integration
 
-// The fixture generator of the verify tests: a brick holding one entry for
-// every kind of difference `replfs verify` knows (docs: notes/verify-spec.md),
-// and injections that damage a synced mirror copy of it in exactly one way
-// each, behind replfs's back.
+// The fixtures of the verify tests: a brick holding one entry for every
+// kind of difference `replfs verify` knows (notes/verify-spec.md), and
+// injections that damage a synced mirror copy of it in exactly one way
+// each, behind replfs's back; snapshots that prove a tree unchanged; and
+// the reading of verify's JSON report.
 
 import (
 	"bytes"
@@ -17,11 +18,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pkg/xattr"
 	"golang.org/x/sys/unix"
 
+	"github.com/replfs/replfs/integration/treecmp"
 	"github.com/replfs/replfs/internal/gfid"
 )
 
@@ -388,5 +392,219 @@ func expectUnchanged(t testing.TB, what string, before, after map[string]string)
 	t.Helper()
 	if ch := stateChanges(before, after); len(ch) > 0 {
 		t.Errorf("%s changed (%d entries):\n  %s", what, len(ch), strings.Join(ch, "\n  "))
+	}
+}
+
+// verifyReport is the JSON report of verify (--json FILE).
+type verifyReport struct {
+	Format   int            `json:"format"`
+	Brick    string         `json:"brick"`
+	Checksum bool           `json:"checksum"`
+	Targets  []targetReport `json:"targets"`
+}
+
+type targetReport struct {
+	Target      string       `json:"target"`
+	InSync      bool         `json:"in_sync"`
+	Started     string       `json:"started"`
+	Finished    string       `json:"finished"`
+	Differences []reportDiff `json:"differences"`
+	Errors      []struct {
+		Path  string `json:"path"`
+		Error string `json:"error"`
+	} `json:"errors"`
+	Summary struct {
+		Entries     int64          `json:"entries"`
+		Files       int64          `json:"files"`
+		BytesHashed int64          `json:"bytes_hashed"`
+		Differences int            `json:"differences"`
+		ByKind      map[string]int `json:"by_kind"`
+		Errors      int            `json:"errors"`
+	} `json:"summary"`
+}
+
+type reportDiff struct {
+	Path   string `json:"path"`
+	GFID   string `json:"gfid"`
+	Kind   string `json:"kind"`
+	Brick  string `json:"brick"`
+	Target string `json:"target"`
+}
+
+func (d reportDiff) String() string {
+	return fmt.Sprintf("%s %s (brick %q, target %q)", d.Kind, d.Path, d.Brick, d.Target)
+}
+
+// verifyJSON runs replfs with args plus "--json FILE" and reads the
+// report; ok is false (and the test marked failed) when there is none.
+func verifyJSON(t *testing.T, args ...string) (result, verifyReport, bool) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "report.json")
+	r := run(t, append(args, "--json", p)...)
+	var rep verifyReport
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Errorf("replfs %s: exit %d, no JSON report: %v\nstdout: %s\nstderr: %s",
+			strings.Join(args, " "), r.code, err, r.stdout, r.stderr)
+		return r, rep, false
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Errorf("replfs %s: JSON report does not parse: %v\n%s", strings.Join(args, " "), err, data)
+		return r, rep, false
+	}
+	return r, rep, true
+}
+
+// expectCode fails the test unless r exited with code.
+func expectCode(t *testing.T, r result, code int, what string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", what, r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// oneTarget checks the report's frame and returns its only target.
+func oneTarget(t *testing.T, rep verifyReport, target string, checksum bool) targetReport {
+	t.Helper()
+	if rep.Format != 1 {
+		t.Errorf("report format %d, want 1", rep.Format)
+	}
+	if rep.Checksum != checksum {
+		t.Errorf("report checksum %v, want %v", rep.Checksum, checksum)
+	}
+	if len(rep.Targets) != 1 {
+		t.Fatalf("report has %d targets, want 1: %+v", len(rep.Targets), rep.Targets)
+	}
+	tr := rep.Targets[0]
+	if tr.Target != target {
+		t.Errorf("report target %q, want %q", tr.Target, target)
+	}
+	return tr
+}
+
+// expectDiffs checks that a target report holds exactly want, as a set of
+// (path, kind), one record each, and that its summary agrees.
+func expectDiffs(t *testing.T, what string, tr targetReport, want []diffKey) {
+	t.Helper()
+	wantSet := map[diffKey]bool{}
+	for _, k := range want {
+		wantSet[k] = true
+	}
+	gotSet := map[diffKey]bool{}
+	var dup, extra, missing []string
+	for _, d := range tr.Differences {
+		k := diffKey{d.Path, d.Kind}
+		if gotSet[k] {
+			dup = append(dup, d.String())
+		}
+		gotSet[k] = true
+		if !wantSet[k] {
+			extra = append(extra, d.String())
+		}
+	}
+	for _, k := range want {
+		if !gotSet[k] {
+			missing = append(missing, k.String())
+		}
+	}
+	if len(dup)+len(extra)+len(missing) > 0 {
+		var ws, gs []string
+		for _, k := range want {
+			ws = append(ws, k.String())
+		}
+		for _, d := range tr.Differences {
+			gs = append(gs, d.String())
+		}
+		sort.Strings(ws)
+		sort.Strings(gs)
+		t.Errorf("%s: reported differences are not the injected set\n"+
+			"injected (%d):\n  %s\nreported (%d):\n  %s\nnot reported: %v\nnot injected: %v\nreported twice: %v",
+			what, len(ws), strings.Join(ws, "\n  "), len(gs), strings.Join(gs, "\n  "), missing, extra, dup)
+	}
+	if tr.InSync != (len(tr.Differences) == 0 && len(tr.Errors) == 0) {
+		t.Errorf("%s: in_sync %v with %d differences", what, tr.InSync, len(tr.Differences))
+	}
+	byKind := map[string]int{}
+	for _, d := range tr.Differences {
+		byKind[d.Kind]++
+	}
+	if tr.Summary.Differences != len(tr.Differences) {
+		t.Errorf("%s: summary.differences %d, but %d listed", what, tr.Summary.Differences, len(tr.Differences))
+	}
+	for k, n := range byKind {
+		if tr.Summary.ByKind[k] != n {
+			t.Errorf("%s: summary.by_kind %v, but the list gives %v", what, tr.Summary.ByKind, byKind)
+			break
+		}
+	}
+}
+
+// syncedPair makes a brick from seed (written before the first mount,
+// which indexes it), syncs it to a new mirror through a mount, and
+// unmounts: verify and repair then run on the two directories.
+func syncedPair(t *testing.T, seed func(brick string), timeout time.Duration) (*fixture, string) {
+	t.Helper()
+	return syncedPairIn(t, newFixture(t), seed, timeout)
+}
+
+func syncedPairIn(t *testing.T, f *fixture, seed func(brick string), timeout time.Duration) (*fixture, string) {
+	t.Helper()
+	t0 := time.Now()
+	seed(f.Brick)
+	t1 := time.Now()
+	mir := f.mirrorDir(t, "mirror")
+	f.mount(t, "rollover=100ms", "mirror="+mir)
+	t2 := time.Now()
+	converge(t, f.Brick, mir, timeout)
+	t3 := time.Now()
+	f.unmount(t)
+	t.Logf("synced pair: seed %s, mount %s, converge %s", t1.Sub(t0).Round(time.Millisecond),
+		t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
+	return f, mir
+}
+
+// tmpfsFixture is newFixture on a tmpfs of its own when one can be
+// mounted: removing trees of tens of thousands of files from a disk takes
+// longer than the test, from a tmpfs no time.
+func tmpfsFixture(t *testing.T) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size=4g,mode=0755"); err != nil {
+		t.Logf("no tmpfs (%v): the tree goes to disk", err)
+		return newFixture(t)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(root, 0); err != nil {
+			t.Errorf("unmount tmpfs %s: %v", root, err)
+			syscall.Unmount(root, syscall.MNT_DETACH)
+		}
+	})
+	f := &fixture{Root: root, Brick: filepath.Join(root, "brick"), Mnt: filepath.Join(root, "mnt")}
+	must(t, os.Mkdir(f.Brick, 0o755))
+	must(t, os.Mkdir(f.Mnt, 0o755))
+	return f
+}
+
+// brickSkip leaves out of a brick's treeState what a run of the daemon,
+// not verify or repair, writes.
+var brickSkip = []string{".replfs/log", ".replfs/run"}
+
+// noTreeDiffs checks with the independent comparer that mir equals brick.
+func noTreeDiffs(t *testing.T, brick, mir string) {
+	t.Helper()
+	if d := diffs(t, brick, mir); len(d) > 0 {
+		t.Errorf("treecmp: mirror differs from the brick:\n%s", treecmp.Report(d, 40))
+	}
+}
+
+// waitForOrDump is waitFor that shows the last observation on timeout.
+func waitForOrDump(t *testing.T, timeout time.Duration, what string, last *string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last status:\n%s", timeout, what, *last)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
