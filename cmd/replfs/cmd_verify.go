@@ -336,6 +336,9 @@ func newReport(path string, stdout io.Writer, brick string, checksum bool) (*rep
 	if path == "-" {
 		r.w = bufio.NewWriter(stdout)
 	} else {
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			return nil, errors.New("is a directory")
+		}
 		r.tmp = path + ".tmp"
 		f, err := os.OpenFile(r.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
@@ -408,6 +411,9 @@ func (r *reportWriter) close() error {
 		if r.err == nil {
 			r.err = os.Rename(r.tmp, r.path)
 		}
+		if r.err != nil {
+			os.Remove(r.tmp)
+		}
 	}
 	return r.err
 }
@@ -424,6 +430,7 @@ func newRepairCmd() *cobra.Command {
 	var (
 		checksum, keepExtra, dryRun, resume, quiet bool
 		jobs                                       int
+		report                                     string
 	)
 	c := &cobra.Command{
 		Use:   "repair BRICK TARGET",
@@ -466,7 +473,17 @@ is something to do), 2 error.`,
 					return exitcode.Coded{Code: verifyError, Err: err}
 				}
 			}
+			var rep *reportWriter
+			if report != "" {
+				if rep, err = newReport(report, c.OutOrStdout(), b.Path, checksum); err != nil {
+					return verifyErr("report %s: %v", report, err)
+				}
+				defer rep.abort()
+			}
 			out := c.OutOrStdout()
+			if report == "-" {
+				out = c.ErrOrStderr()
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			var p *progress
@@ -498,6 +515,16 @@ is something to do), 2 error.`,
 				return exitcode.Coded{Code: verifyError, Err: err}
 			}
 			printRepair(out, m.Name(), res, dryRun, time.Since(start))
+			if rep != nil {
+				// The report is a verify of the target as the repair left it.
+				r := verifyOne(ctx, b, m, replicator.VerifyOptions{Checksum: checksum}, rep, quiet)
+				if r.err != nil {
+					return exitcode.Coded{Code: verifyError, Err: r.err}
+				}
+				if err := rep.close(); err != nil {
+					return verifyErr("report %s: %v", report, err)
+				}
+			}
 			switch {
 			case len(res.Errors) > 0 || len(res.Failed) > 0:
 				return exitcode.Status(verifyError)
@@ -513,6 +540,7 @@ is something to do), 2 error.`,
 	c.Flags().BoolVar(&resume, "resume", false, "continue an interrupted repair from its checkpoint")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress display")
 	c.Flags().IntVar(&jobs, "jobs", 3, "parallel copies")
+	c.Flags().StringVar(&report, "json", "", "write a JSON report (as verify's) of what differs after the repair to `FILE`")
 	return c
 }
 
@@ -552,6 +580,9 @@ func printRepair(w io.Writer, target string, res replicator.RepairResult, dryRun
 		}
 	} else {
 		state := "in sync"
+		if n := res.Remaining.ByKind[replicator.DiffExtra]; res.InSync && n > 0 {
+			state = fmt.Sprintf("in sync apart from %d extra entries kept (--keep-extra)", n)
+		}
 		if !res.InSync {
 			state = fmt.Sprintf("%d differences remain", res.Remaining.Differences)
 		}
