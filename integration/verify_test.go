@@ -63,9 +63,12 @@ func TestVerifyFindsExactlyEachInjectedDifferenceAndRepairFixesThem(t *testing.T
 	checkDryRunLines(t, r.stdout, withSum)
 	expectUnchanged(t, "mirror, by repair --dry-run", mirBefore, treeState(t, mir))
 
-	r = run(t, "repair", f.Brick, mir, "--checksum")
+	r, rep, ok = verifyJSON(t, "repair", f.Brick, mir, "--checksum")
 	expectCode(t, r, 0, "repair --checksum")
 	t.Logf("repair output:\n%s", r.stdout)
+	if ok {
+		expectDiffs(t, "repair --json report", oneTarget(t, rep, mir, true), nil)
+	}
 	r = run(t, "verify", f.Brick, mir, "--checksum")
 	expectCode(t, r, 0, "verify --checksum after repair")
 	if r.stderr != "" {
