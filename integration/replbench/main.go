@@ -1,6 +1,6 @@
 // Command replbench measures replication, side by side in one run:
 //
-//		go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick]
+//		go run ./integration/replbench -replfs bin/replfs [-rounds 3] [-workdir /var/tmp] [-quick] [-only sync|lag|overhead]
 //
 //	  - initial sync of the Go distribution's src/ tree to an empty mirror by
 //	    replfs's hybrid crawl, against `rsync -a` of the same tree (the order
@@ -32,12 +32,19 @@ var (
 	rounds  = flag.Int("rounds", 3, "rounds (order rotates)")
 	workdir = flag.String("workdir", "/var/tmp", "where data goes (not tmpfs)")
 	quick   = flag.Bool("quick", false, "smaller runs")
+	only    = flag.String("only", "", "run one part only: sync, lag or overhead")
 )
 
 func main() {
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "replbench: -replfs BIN is required")
+		os.Exit(2)
+	}
+	switch *only {
+	case "", "sync", "lag", "overhead":
+	default:
+		fmt.Fprintln(os.Stderr, "replbench: -only takes sync, lag or overhead")
 		os.Exit(2)
 	}
 	abs, err := filepath.Abs(*bin)
@@ -53,6 +60,9 @@ func main() {
 
 	var syncRatios, rsyncSecs, replSecs []float64
 	for r := range *rounds {
+		if !part("sync") {
+			break
+		}
 		order := []string{"rsync", "replfs"}
 		if r%2 == 1 {
 			slices.Reverse(order)
@@ -89,17 +99,32 @@ func main() {
 		replSecs = append(replSecs, tp)
 	}
 
-	lags := lagRun(root)
-	over := overhead(root)
+	var lags []time.Duration
+	if part("lag") {
+		lags = lagRun(root)
+	}
+	var over float64
+	if part("overhead") {
+		over = overhead(root)
+	}
 
 	fmt.Printf("\n| measure | value |\n|---|---|\n")
-	fmt.Printf("| initial sync of Go src/: replfs (median) | %.2f s |\n", median(replSecs))
-	fmt.Printf("| initial sync of Go src/: rsync -a (median) | %.2f s |\n", median(rsyncSecs))
-	fmt.Printf("| initial sync replfs/rsync (median of ratios) | %.2fx |\n", median(syncRatios))
-	fmt.Printf("| replication lag p50 / p99 / max (rollover=1s) | %s / %s / %s |\n",
-		pct(lags, 50), pct(lags, 99), pct(lags, 100))
-	fmt.Printf("| write overhead, one mirror vs none (median of ratios) | %.2fx |\n", over)
+	if part("sync") {
+		fmt.Printf("| initial sync of Go src/: replfs (median) | %.2f s |\n", median(replSecs))
+		fmt.Printf("| initial sync of Go src/: rsync -a (median) | %.2f s |\n", median(rsyncSecs))
+		fmt.Printf("| initial sync replfs/rsync (median of ratios) | %.2fx |\n", median(syncRatios))
+	}
+	if part("lag") {
+		fmt.Printf("| replication lag p50 / p99 / max (rollover=1s) | %s / %s / %s |\n",
+			pct(lags, 50), pct(lags, 99), pct(lags, 100))
+	}
+	if part("overhead") {
+		fmt.Printf("| write overhead, one mirror vs none (median of ratios) | %.2fx |\n", over)
+	}
 }
+
+// part tells whether the named part of the benchmark runs (-only).
+func part(name string) bool { return *only == "" || *only == name }
 
 // waitLog waits for the daemon to log msg (cheaper than polling status,
 // which would steal CPU from what is measured).
