@@ -57,6 +57,9 @@ type Mirror struct {
 
 	tmpSeq atomic.Uint64
 	made   sync.Map // index xx/yy directories known to exist
+
+	cr          creator
+	noCopyRange atomic.Bool // copy_file_range cannot reach this mirror from the brick
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
@@ -131,6 +134,7 @@ func (m *Mirror) Open(brickID string) error {
 			return fmt.Errorf("mirror %s: %w", m.path, err)
 		}
 	}
+	m.initCreator()
 	if err := m.setGFID(m.path, gfid.Root); err != nil {
 		return err
 	}
@@ -282,17 +286,13 @@ func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
 // readDir lists a tree's directory with each entry's gfid (skipping
 // .replfs at the root).
 func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
-	f, err := os.Open(dp)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	names, err := readNames(dp)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DirEntry, 0, len(names))
-	for _, n := range names {
+	for _, d := range names {
+		n := d.name
 		if root && n == gfid.StateDir {
 			continue
 		}
@@ -326,64 +326,6 @@ func (m *Mirror) Xattrs(g gfid.GFID) (Xattrs, error) {
 // ownXattr reports replfs's own xattrs, never copied as user data.
 func ownXattr(name string) bool {
 	return strings.HasPrefix(name, gfid.PrefixTrusted) || strings.HasPrefix(name, gfid.PrefixUser)
-}
-
-// readXattrs reads every xattr of p but replfs's own.
-func readXattrs(p string) (Xattrs, error) {
-	names, err := xattr.LList(p)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var x Xattrs
-	for _, n := range names {
-		if ownXattr(n) {
-			continue
-		}
-		v, err := xattr.LGet(p, n)
-		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			return nil, err
-		}
-		if x == nil {
-			x = make(Xattrs)
-		}
-		x[n] = v
-	}
-	return x, nil
-}
-
-// fdXattrs reads every xattr of an open file but replfs's own.
-func fdXattrs(f *os.File) (Xattrs, error) {
-	names, err := xattr.FList(f)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var x Xattrs
-	for _, n := range names {
-		if ownXattr(n) {
-			continue
-		}
-		v, err := xattr.FGet(f, n)
-		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			return nil, err
-		}
-		if x == nil {
-			x = make(Xattrs)
-		}
-		x[n] = v
-	}
-	return x, nil
 }
 
 // applyXattrs makes p's xattrs (replfs's own aside) equal to want.
@@ -443,11 +385,19 @@ func (m *Mirror) setDirPointer(g, parent gfid.GFID, name string) error {
 		target = gfid.RootPointer
 	}
 	ip := m.t.indexPath(g)
-	if old, err := os.Readlink(ip); err == nil && old == target {
-		return nil
-	}
 	if err := m.indexParents(g); err != nil {
 		return err
+	}
+	// A new directory has no pointer yet: one symlink makes it.
+	err := unix.Symlink(target, ip)
+	if err == nil {
+		return nil
+	}
+	if err != unix.EEXIST {
+		return &fs.PathError{Op: "symlink", Path: ip, Err: err}
+	}
+	if old, err := os.Readlink(ip); err == nil && old == target {
+		return nil
 	}
 	tmp := ip + ".new"
 	os.Remove(tmp)
@@ -534,33 +484,14 @@ func (m *Mirror) getNames(p string) []nameRef {
 
 // namesOfInode lists the entries of directory dp that are inode ino.
 func namesOfInode(dp string, ino uint64) []string {
-	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(fd)
+	ents, _ := readNames(dp)
 	var out []string
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil || n <= 0 {
-			return out
-		}
-		for b := buf[:n]; len(b) >= 19; {
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return out
-			}
-			if binary.NativeEndian.Uint64(b[0:8]) == ino {
-				name := b[19:reclen]
-				if k := bytes.IndexByte(name, 0); k >= 0 {
-					name = name[:k]
-				}
-				out = append(out, string(name))
-			}
-			b = b[reclen:]
+	for _, e := range ents {
+		if e.ino == ino {
+			out = append(out, e.name)
 		}
 	}
+	return out
 }
 
 func (m *Mirror) setNames(p string, refs []nameRef) error {
@@ -695,51 +626,17 @@ func (m *Mirror) setMetaPath(p string, a Attr, x Xattrs, what Meta) error {
 // gfid, the names refs and a's attributes.
 func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (string, int64, error) {
 	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+"."+strconv.FormatUint(m.tmpSeq.Add(1), 10))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	mode, chmod := m.cr.createMode(a)
+	fd, err := m.openNew(tmp, mode)
 	if err != nil {
 		return "", 0, err
 	}
-	n, err := m.fill(f, g, src, a, x, refs)
+	n, err := m.fillFD(fd, tmp, chmod, g, src, a, x, refs)
 	if err != nil {
 		os.Remove(tmp)
 		return "", n, err
 	}
 	return tmp, n, nil
-}
-
-// fill writes a new file's content, identity and attributes through its
-// descriptor (no path walks), and closes it.
-func (m *Mirror) fill(f *os.File, g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (int64, error) {
-	n, err := copyContent(f, src)
-	fd := int(f.Fd())
-	if err == nil {
-		err = unix.Fsetxattr(fd, m.t.gfidX, g[:], 0)
-	}
-	if err == nil && len(refs) > 0 {
-		err = unix.Fsetxattr(fd, m.namesX, encodeNames(refs), 0)
-	}
-	for k, v := range x {
-		if err == nil {
-			err = unix.Fsetxattr(fd, k, v, 0)
-		}
-	}
-	if err == nil {
-		err = unix.Fchown(fd, int(a.UID), int(a.GID))
-	}
-	if err == nil {
-		err = unix.Fchmod(fd, a.Mode&0o7777)
-	}
-	if err == nil {
-		ts := []unix.Timespec{unix.NsecToTimespec(a.Atime), unix.NsecToTimespec(a.Mtime)}
-		err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return n, nil
 }
 
 // copyContent copies src from offset 0 (copy_file_range where the kernel
@@ -762,19 +659,12 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 		return 0, err
 	}
 	ip := m.t.indexPath(g)
-	f, err := os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		var st unix.Stat_t
-		if unix.Lstat(ip, &st) == nil && st.Nlink > 1 {
-			return 0, fs.ErrExist // the target has g already
-		}
-		os.Remove(ip) // left by a transfer cut short
-		f, err = os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	}
+	mode, chmod := m.cr.createMode(a)
+	fd, err := m.openNew(ip, mode)
 	if err != nil {
 		return 0, err
 	}
-	n, err := m.fill(f, g, src, a, x, []nameRef{{parent, name}})
+	n, err := m.fillFD(fd, ip, chmod, g, src, a, x, []nameRef{{parent, name}})
 	if err == nil {
 		if err = unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err == unix.EEXIST {
 			err = fs.ErrExist
@@ -783,7 +673,7 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 		}
 	}
 	if err != nil {
-		os.Remove(ip)
+		unix.Unlink(ip)
 		return n, err
 	}
 	return n, nil
