@@ -34,6 +34,20 @@ func (b *brickTree) readDir(g gfid.GFID) ([]DirEntry, error) {
 	return readDir(&b.tree, dp, g == gfid.Root)
 }
 
+// at returns p when it (a path a walk found) holds g, else "".
+func (b *brickTree) at(p string, g gfid.GFID) string {
+	if p == "" {
+		return ""
+	}
+	if g == gfid.Root {
+		return b.root
+	}
+	if got, err := b.gfidAt(p); err == nil && got == g {
+		return p
+	}
+	return ""
+}
+
 // xtimeOf reads directory g's xtime; ok is false when it has none.
 func (b *brickTree) xtimeOf(p string) (int64, bool) {
 	var v [12]byte

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/journal"
@@ -73,11 +74,9 @@ type syncer struct {
 	known map[gfid.GFID]struct{} // directories known to exist on the target
 	bdirs map[gfid.GFID]string   // brick paths of directories listed by this pass
 
-	pool     chan func() error
-	poolWG   sync.WaitGroup
-	poolMu   sync.Mutex
-	poolErr  error
-	creating bool // create new files with content through the pool (hybrid)
+	pool     *pool
+	poolMu   sync.Mutex // guards deferred while the pool runs
+	creating bool       // create new files with content through the pool (hybrid)
 }
 
 func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
@@ -214,37 +213,27 @@ func (s *syncer) finish() error {
 // submit runs job on the pool of sync-jobs goroutines.
 func (s *syncer) submit(job func() error) {
 	if s.pool == nil {
-		s.pool = make(chan func() error)
-		for range s.jobs {
-			s.poolWG.Add(1)
-			go func() {
-				defer s.poolWG.Done()
-				for j := range s.pool {
-					if err := j(); err != nil {
-						s.poolMu.Lock()
-						if s.poolErr == nil {
-							s.poolErr = err
-						}
-						s.poolMu.Unlock()
-					}
-				}
-			}()
-		}
+		s.pool = newPool(s.jobs)
 	}
-	s.pool <- job
+	s.pool.submit(job)
+}
+
+// submitRead runs job, which reads f from the start, on the pool after a
+// read-ahead of f.
+func (s *syncer) submitRead(f *os.File, size int64, job func() error) {
+	if s.pool == nil {
+		s.pool = newPool(s.jobs)
+	}
+	s.pool.submitRead(f, size, job)
 }
 
 // drain waits for the pool and returns its first target-wide error.
 func (s *syncer) drain() error {
+	var err error
 	if s.pool != nil {
-		close(s.pool)
-		s.poolWG.Wait()
+		err = s.pool.wait()
 		s.pool = nil
 	}
-	s.poolMu.Lock()
-	defer s.poolMu.Unlock()
-	err := s.poolErr
-	s.poolErr = nil
 	clear(s.pending)
 	return err
 }
@@ -419,22 +408,41 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	switch a.Type() {
 	case sIFREG:
 		if s.creating {
-			s.pending[g] = struct{}{}
-			bp := ""
+			// Opened here, read in ahead while the pool copies the files
+			// before it.
+			var f *os.File
+			var fa Attr
+			var err error
 			if d, ok := s.bdirs[parent]; ok {
-				bp = d + "/" + name
+				f, fa, err = s.b.openAt(d+"/"+name, g)
+			} else {
+				f, fa, err = s.b.open(g)
 			}
-			s.submit(func() error {
-				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g, bp) })
+			if err != nil {
+				if isNoEntry(err) {
+					return nil
+				}
+				return err
+			}
+			s.pending[g] = struct{}{}
+			s.submitRead(f, fa.Size, func() error {
+				defer f.Close()
+				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g, f, fa) })
 			})
 			return nil
 		}
 		s.data[g] = struct{}{}
 		return s.t.Make(parent, name, g, a, "", nil)
 	case sIFDIR:
-		bp, err := s.b.dirPath(g)
-		if err != nil {
-			return err
+		bp := ""
+		if d, ok := s.bdirs[parent]; ok {
+			bp = s.b.at(d+"/"+name, g)
+		}
+		if bp == "" {
+			var err error
+			if bp, err = s.b.dirPath(g); err != nil {
+				return err
+			}
 		}
 		x, err := readXattrs(bp)
 		if err != nil {
@@ -471,22 +479,9 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	}
 }
 
-func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, brickPath string) error {
-	var f *os.File
-	var a Attr
-	var err error
-	if brickPath != "" {
-		f, a, err = s.b.openAt(brickPath, g)
-	} else {
-		f, a, err = s.b.open(g)
-	}
-	if err != nil {
-		if isNoEntry(err) {
-			return nil
-		}
-		return err
-	}
-	defer f.Close()
+// createFile makes parent/name on the target as regular file g, from f
+// (open on the brick, with attributes a).
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f *os.File, a Attr) error {
 	x, err := fdXattrs(f)
 	if err != nil {
 		return err
@@ -543,7 +538,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 
 // syncMeta copies g's owner, mode, xattrs and times where they differ.
 func (s *syncer) syncMeta(g gfid.GFID) error {
-	bp, a, err := s.b.stat(g)
+	bp, a, err := s.brickStat(g)
 	if err != nil {
 		if isNoEntry(err) {
 			return nil
@@ -587,6 +582,18 @@ func (s *syncer) syncMeta(g gfid.GFID) error {
 	return s.t.SetMeta(g, a, bx, what|MetaTimes)
 }
 
+// brickStat is b.stat, through the path of a directory this pass listed
+// while it still holds g (the index pointers are not read).
+func (s *syncer) brickStat(g gfid.GFID) (string, Attr, error) {
+	if d, ok := s.bdirs[g]; ok {
+		var st unix.Stat_t
+		if unix.Lstat(d, &st) == nil && st.Mode&sIFMT == sIFDIR && s.b.at(d, g) == d {
+			return d, attrOf(&st), nil
+		}
+	}
+	return s.b.stat(g)
+}
+
 func xattrsEqual(a, b Xattrs) bool {
 	if len(a) != len(b) {
 		return false
@@ -605,21 +612,29 @@ func xattrsEqual(a, b Xattrs) bool {
 // than since (all of them when since is 0); otherwise only into
 // directories made by this pass.
 func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
+	return s.syncDirAt(g, "", since, deep)
+}
+
+// syncDirAt is syncDir for a directory a walk found at brick path hint
+// (none when ""): when it still holds g, the index is not read.
+func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) error {
 	if _, ok := s.walked[g]; ok {
 		return nil
 	}
 	s.walked[g] = struct{}{}
-	var bdp string
-	err := s.retry("listing", g, "", func() error {
-		var err error
-		bdp, err = s.b.stableDirPath(g)
-		if isNoEntry(err) {
-			return nil
+	bdp := s.b.at(hint, g)
+	if bdp == "" {
+		err := s.retry("listing", g, "", func() error {
+			var err error
+			bdp, err = s.b.stableDirPath(g)
+			if isNoEntry(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	if bdp == "" {
 		return nil // gone from the brick
@@ -686,14 +701,19 @@ func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
 		if e.Mode != sIFDIR || e.GFID == gfid.Zero {
 			continue
 		}
+		hint := bdp + "/" + e.Name
 		if since > 0 {
-			if dp, err := s.b.dirPath(e.GFID); err == nil {
+			dp := s.b.at(hint, e.GFID)
+			if dp == "" {
+				dp, _ = s.b.dirPath(e.GFID)
+			}
+			if dp != "" {
 				if xt, ok := s.b.xtimeOf(dp); ok && xt <= since {
 					continue // nothing changed below since the target's stime
 				}
 			}
 		}
-		if err := s.syncDir(e.GFID, since, true); err != nil {
+		if err := s.syncDirAt(e.GFID, hint, since, true); err != nil {
 			return err
 		}
 	}
