@@ -60,6 +60,11 @@ type Mirror struct {
 
 	cr          creator
 	noCopyRange atomic.Bool // copy_file_range cannot reach this mirror from the brick
+	// fresh: the index was empty at Open and only this Mirror has added to
+	// it since, so a gfid whose xx/yy directory it has not made is not on
+	// the mirror: an initial sync asks for every gfid before making it.
+	// Until the first stime is set (the end of the first crawl or batch).
+	fresh atomic.Bool
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
@@ -135,6 +140,9 @@ func (m *Mirror) Open(brickID string) error {
 		}
 	}
 	m.initCreator()
+	if ents, err := os.ReadDir(filepath.Join(m.path, gfid.IndexDir)); err == nil && len(ents) == 0 {
+		m.fresh.Store(true)
+	}
 	if err := m.setGFID(m.path, gfid.Root); err != nil {
 		return err
 	}
@@ -212,6 +220,23 @@ func (m *Mirror) dirPath(g gfid.GFID) (string, error) {
 	return p, nil
 }
 
+func (m *Mirror) cachedDir(g gfid.GFID) (string, bool) {
+	m.mu.Lock()
+	p, ok := m.dirs[g]
+	m.mu.Unlock()
+	return p, ok
+}
+
+// rememberDir caches the path of a directory this mirror just made.
+func (m *Mirror) rememberDir(g gfid.GFID, p string) {
+	m.mu.Lock()
+	if len(m.dirs) > 1<<16 {
+		clear(m.dirs)
+	}
+	m.dirs[g] = p
+	m.mu.Unlock()
+}
+
 func (m *Mirror) forgetDirs() {
 	m.mu.Lock()
 	clear(m.dirs)
@@ -248,6 +273,20 @@ func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, e
 }
 
 func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
+	if m.fresh.Load() && g != gfid.Root {
+		if _, ok := m.made.Load(bucket(g)); !ok {
+			return Attr{}, errNoEntry
+		}
+	}
+	if p, ok := m.cachedDir(g); ok {
+		// A directory this mirror resolved before: no pointer chain.
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && st.Mode&sIFMT == sIFDIR {
+			if got, _ := m.t.gfidAt(p); got == g {
+				return attrOf(&st), nil
+			}
+		}
+	}
 	_, st, err := m.t.statGFID(g)
 	if err != nil {
 		return Attr{}, err
@@ -359,8 +398,11 @@ func (m *Mirror) setGFID(p string, g gfid.GFID) error {
 	return nil
 }
 
+// bucket names g's xx/yy index directory.
+func bucket(g gfid.GFID) uint16 { return uint16(g[0])<<8 | uint16(g[1]) }
+
 func (m *Mirror) indexParents(g gfid.GFID) error {
-	key := uint16(g[0])<<8 | uint16(g[1])
+	key := bucket(g)
 	if _, ok := m.made.Load(key); ok {
 		return nil
 	}
@@ -575,7 +617,9 @@ func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link s
 		return err
 	}
 	if a.Type() == sIFDIR {
-		err = m.setDirPointer(g, parent, name)
+		if err = m.setDirPointer(g, parent, name); err == nil {
+			m.rememberDir(g, p)
+		}
 	} else {
 		if err = m.setNames(p, []nameRef{{parent, name}}); err == nil {
 			err = m.linkIndex(g, p)
@@ -976,6 +1020,7 @@ func (m *Mirror) Stime() (time.Time, error) {
 }
 
 func (m *Mirror) SetStime(t time.Time) error {
+	m.fresh.Store(false)
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix()))
 	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
