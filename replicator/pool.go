@@ -5,15 +5,21 @@ import (
 	"sync"
 )
 
-// poolQueue is how many jobs wait for a free goroutine, and how many files
-// wait to be read ahead: the crawl runs that far ahead of the copies.
-const poolQueue = 64
+// poolQueue is how many jobs wait for a free goroutine: with the files
+// they copy open and read ahead, it bounds the descriptors and the memory
+// in flight. aheadQueue is how many files wait to be opened: the crawl
+// runs that far ahead of the copies (a burst of files found by one
+// listing does not stop it).
+const (
+	poolQueue  = 64
+	aheadQueue = 4096
+)
 
 // pool runs a syncer's jobs on sync-jobs goroutines. A job that copies a
-// file goes through one read-ahead goroutine first, which asks the kernel
-// for the file's head: many reads are then in flight, where each copy
-// alone would wait for its own, and neither the crawl nor the copies pay
-// for issuing them.
+// file goes through one read-ahead goroutine first, which opens the file
+// and asks the kernel for its head: many reads are then in flight, where
+// each copy alone would wait for its own, and neither the crawl nor the
+// copies pay for opening and issuing them.
 type pool struct {
 	jobs  chan func() error
 	ahead chan aheadJob
@@ -25,13 +31,12 @@ type pool struct {
 }
 
 type aheadJob struct {
-	f    *os.File
-	size int64
-	job  func() error
+	open func() (*os.File, Attr, error)
+	job  func(*os.File, Attr, error) error
 }
 
 func newPool(n int) *pool {
-	p := &pool{jobs: make(chan func() error, poolQueue), ahead: make(chan aheadJob, poolQueue),
+	p := &pool{jobs: make(chan func() error, poolQueue), ahead: make(chan aheadJob, aheadQueue),
 		done: make(chan struct{})}
 	for range n {
 		p.wg.Add(1)
@@ -51,8 +56,11 @@ func newPool(n int) *pool {
 	go func() {
 		defer close(p.done)
 		for a := range p.ahead {
-			prefetch(a.f, a.size)
-			p.jobs <- a.job
+			f, fa, err := a.open()
+			if err == nil {
+				prefetch(f, fa.Size)
+			}
+			p.jobs <- func() error { return a.job(f, fa, err) }
 		}
 	}()
 	return p
@@ -61,9 +69,10 @@ func newPool(n int) *pool {
 // submit queues job.
 func (p *pool) submit(job func() error) { p.jobs <- job }
 
-// submitRead queues job, which reads size bytes of f, after a read-ahead.
-func (p *pool) submitRead(f *os.File, size int64, job func() error) {
-	p.ahead <- aheadJob{f, size, job}
+// submitRead queues job, to be called with the file open returns (or its
+// error) once a read-ahead of that file has begun.
+func (p *pool) submitRead(open func() (*os.File, Attr, error), job func(*os.File, Attr, error) error) {
+	p.ahead <- aheadJob{open, job}
 }
 
 // wait runs every queued job and returns the first target-wide error.

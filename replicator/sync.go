@@ -77,6 +77,7 @@ type syncer struct {
 	pool     *pool
 	poolMu   sync.Mutex // guards deferred while the pool runs
 	creating bool       // create new files with content through the pool (hybrid)
+	warm     *warmer    // reads the brick ahead of a full hybrid crawl
 }
 
 func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
@@ -218,13 +219,13 @@ func (s *syncer) submit(job func() error) {
 	s.pool.submit(job)
 }
 
-// submitRead runs job, which reads f from the start, on the pool after a
-// read-ahead of f.
-func (s *syncer) submitRead(f *os.File, size int64, job func() error) {
+// submitRead runs job on the pool with the file open returns, after a
+// read-ahead of it.
+func (s *syncer) submitRead(open func() (*os.File, Attr, error), job func(*os.File, Attr, error) error) {
 	if s.pool == nil {
 		s.pool = newPool(s.jobs)
 	}
-	s.pool.submitRead(f, size, job)
+	s.pool.submitRead(open, job)
 }
 
 // drain waits for the pool and returns its first target-wide error.
@@ -408,26 +409,34 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	switch a.Type() {
 	case sIFREG:
 		if s.creating {
-			// Opened here, read in ahead while the pool copies the files
-			// before it.
-			var f *os.File
-			var fa Attr
-			var err error
+			bp := ""
 			if d, ok := s.bdirs[parent]; ok {
-				f, fa, err = s.b.openAt(d+"/"+name, g)
-			} else {
-				f, fa, err = s.b.open(g)
+				bp = d + "/" + name
 			}
-			if err != nil {
-				if isNoEntry(err) {
-					return nil
+			open := func() (*os.File, Attr, error) {
+				if bp != "" {
+					return s.b.openAt(bp, g)
 				}
-				return err
+				return s.b.open(g)
 			}
 			s.pending[g] = struct{}{}
-			s.submitRead(f, fa.Size, func() error {
-				defer f.Close()
-				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g, f, fa) })
+			s.submitRead(open, func(f *os.File, fa Attr, err error) error {
+				defer func() {
+					if f != nil {
+						f.Close()
+					}
+				}()
+				return s.retry("create", g, name, func() error {
+					if f == nil {
+						if f, fa, err = open(); err != nil {
+							if isNoEntry(err) {
+								return nil
+							}
+							return err
+						}
+					}
+					return s.createFile(parent, name, g, f, fa)
+				})
 			})
 			return nil
 		}
@@ -646,6 +655,9 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 		}
 		return err
 	}
+	if s.warm != nil {
+		s.warm.listed(len(bents))
+	}
 	s.bdirs[g] = bdp
 	tents, err := s.t.ReadDir(g)
 	if err != nil && !isNoEntry(err) {
@@ -724,7 +736,15 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 // converges the target to it.
 func (s *syncer) hybrid(since int64) error {
 	s.creating = true
-	if err := s.syncDir(gfid.Root, since, true); err != nil {
+	if since == 0 {
+		s.warm = s.b.startWarmer()
+	}
+	err := s.syncDir(gfid.Root, since, true)
+	if s.warm != nil {
+		s.warm.close()
+		s.warm = nil
+	}
+	if err != nil {
 		s.drain()
 		return err
 	}
