@@ -739,6 +739,7 @@ func (s *syncer) hybrid(since int64) error {
 	if since == 0 {
 		s.warm = s.b.startWarmer()
 	}
+	stopFlush := s.flushWhileCopying()
 	err := s.syncDir(gfid.Root, since, true)
 	if s.warm != nil {
 		s.warm.close()
@@ -746,11 +747,42 @@ func (s *syncer) hybrid(since int64) error {
 	}
 	if err != nil {
 		s.drain()
+		stopFlush()
 		return err
 	}
-	if err := s.drain(); err != nil {
+	err = s.drain()
+	stopFlush()
+	if err != nil {
 		return err
 	}
 	s.creating = false
 	return s.finish()
 }
+
+// flushWhileCopying makes the target write what a crawl copied while it
+// copies more, so that the sync ending the crawl (which the cursor waits
+// for) has only the tail left to write. It returns the function that
+// stops it.
+func (s *syncer) flushWhileCopying() func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.t.Sync()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+// flushEvery is how often a crawl has the target write what it copied.
+const flushEvery = 500 * time.Millisecond
