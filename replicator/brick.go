@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -107,64 +106,3 @@ func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
 }
 
 func isNoEntry(err error) bool { return errors.Is(err, fs.ErrNotExist) }
-
-// warmer lists and stats the brick ahead of a full hybrid crawl, in the
-// crawl's own order, so that the crawl finds directories and inodes
-// cached: its reads would otherwise wait one at a time behind the copies'
-// reads. It only reads, and the crawl reads everything again for itself.
-type warmer struct {
-	b     *brickTree
-	ahead atomic.Int64 // entries the warmer listed that the crawl has not
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-// warmAhead bounds how far ahead of the crawl the warmer runs, in entries.
-const warmAhead = 16384
-
-func (b *brickTree) startWarmer() *warmer {
-	w := &warmer{b: b, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		w.walk(b.root, true)
-	}()
-	return w
-}
-
-func (w *warmer) walk(dp string, root bool) bool {
-	ents, err := readDir(&w.b.tree, dp, root)
-	if err != nil {
-		return true
-	}
-	w.ahead.Add(int64(len(ents)))
-	for w.ahead.Load() > warmAhead {
-		select {
-		case <-w.wake:
-		case <-w.stop:
-			return false
-		}
-	}
-	for _, e := range ents {
-		if e.Mode == sIFDIR && !w.walk(dp+"/"+e.Name, false) {
-			return false
-		}
-	}
-	return true
-}
-
-// listed tells the warmer that the crawl listed n entries.
-func (w *warmer) listed(n int) {
-	if w.ahead.Add(-int64(n)) <= warmAhead {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// close stops the warmer and waits for it.
-func (w *warmer) close() {
-	close(w.stop)
-	<-w.done
-}

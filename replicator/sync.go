@@ -77,7 +77,7 @@ type syncer struct {
 	pool     *pool
 	poolMu   sync.Mutex // guards deferred while the pool runs
 	creating bool       // create new files with content through the pool (hybrid)
-	warm     *warmer    // reads the brick ahead of a full hybrid crawl
+	list     *lister    // lists the brick ahead of a full hybrid crawl
 }
 
 func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
@@ -631,7 +631,19 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 		return nil
 	}
 	s.walked[g] = struct{}{}
-	bdp := s.b.at(hint, g)
+	var bents []DirEntry
+	bdp := ""
+	if s.list != nil {
+		if ents, ok := s.list.next(hint, g); ok {
+			bents, bdp = ents, hint
+		} else {
+			s.list.close()
+			s.list = nil
+		}
+	}
+	if bdp == "" {
+		bdp = s.b.at(hint, g)
+	}
 	if bdp == "" {
 		err := s.retry("listing", g, "", func() error {
 			var err error
@@ -648,15 +660,14 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 	if bdp == "" {
 		return nil // gone from the brick
 	}
-	bents, err := readDir(&s.b.tree, bdp, g == gfid.Root)
-	if err != nil {
-		if isNoEntry(err) {
-			return nil
+	if bents == nil {
+		var err error
+		if bents, err = readDir(&s.b.tree, bdp, g == gfid.Root); err != nil {
+			if isNoEntry(err) {
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	if s.warm != nil {
-		s.warm.listed(len(bents))
 	}
 	s.bdirs[g] = bdp
 	tents, err := s.t.ReadDir(g)
@@ -737,13 +748,13 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 func (s *syncer) hybrid(since int64) error {
 	s.creating = true
 	if since == 0 {
-		s.warm = s.b.startWarmer()
+		s.list = s.b.startLister()
 	}
 	stopFlush := s.flushWhileCopying()
-	err := s.syncDir(gfid.Root, since, true)
-	if s.warm != nil {
-		s.warm.close()
-		s.warm = nil
+	err := s.syncDirAt(gfid.Root, s.b.root, since, true)
+	if s.list != nil {
+		s.list.close()
+		s.list = nil
 	}
 	if err != nil {
 		s.drain()

@@ -239,6 +239,11 @@ func readNames(dp string) ([]dirent, error) {
 		return nil, &fs.PathError{Op: "open", Path: dp, Err: err}
 	}
 	defer unix.Close(fd)
+	return readNamesFD(fd, dp)
+}
+
+// readNamesFD is readNames on directory dp open as fd.
+func readNamesFD(fd int, dp string) ([]dirent, error) {
 	var out []dirent
 	buf := make([]byte, 32<<10)
 	for {
