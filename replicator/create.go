@@ -107,7 +107,7 @@ func (m *Mirror) openNew(ip string, mode uint32) (int, error) {
 // attributes through its descriptor fd, and closes it. Owner goes before
 // the xattrs (chown drops security.capability) and the mode after them
 // (without privilege, a read-only file takes no user.* xattr).
-func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (int64, error) {
+func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef) (int64, error) {
 	n, err := m.copyFD(fd, src, a.Size)
 	if err == nil {
 		err = unix.Fsetxattr(fd, m.t.gfidX, g[:], 0)
@@ -143,8 +143,7 @@ func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src *os.Fi
 // copy_file_range where the two filesystems allow it, else sendfile, else
 // read and write. A source that shrank meanwhile ends the copy early; one
 // that grew is caught by the data record of that write.
-func (m *Mirror) copyFD(dst int, src *os.File, size int64) (int64, error) {
-	sfd := int(src.Fd())
+func (m *Mirror) copyFD(dst int, sfd int, size int64) (int64, error) {
 	var off int64
 	if !m.noCopyRange.Load() {
 		for off < size {
@@ -285,25 +284,45 @@ func readXattrs(p string) (Xattrs, error) {
 	return userXattrs(names, func(n string) ([]byte, error) { return xattr.LGet(p, n) })
 }
 
-// fdXattrs reads every xattr of an open file but replfs's own.
-func fdXattrs(f *os.File) (Xattrs, error) {
-	fd := int(f.Fd())
+// fdXattrs reads every xattr of file name, open as fd, but replfs's own.
+func fdXattrs(fd int, name string) (Xattrs, error) {
 	names, err := xattrNames(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
 		}
-		return nil, &fs.PathError{Op: "flistxattr", Path: f.Name(), Err: err}
+		return nil, &fs.PathError{Op: "flistxattr", Path: name, Err: err}
 	}
-	return userXattrs(names, func(n string) ([]byte, error) { return xattr.FGet(f, n) })
+	return userXattrs(names, func(n string) ([]byte, error) { return fgetxattr(fd, n) })
 }
 
 // prefetch asks the kernel to start reading the head of a file the pool
 // will copy soon: the crawl keeps many reads in flight where each copy
 // alone would wait for its own.
-func prefetch(f *os.File, size int64) {
+func prefetch(fd int, size int64) {
 	if size > 0 {
-		unix.Fadvise(int(f.Fd()), 0, min(size, prefetchMax), unix.FADV_WILLNEED)
+		unix.Fadvise(fd, 0, min(size, prefetchMax), unix.FADV_WILLNEED)
+	}
+}
+
+// fgetxattr reads xattr n of fd, whatever its size.
+func fgetxattr(fd int, n string) ([]byte, error) {
+	var small [1024]byte
+	buf := small[:]
+	for {
+		k, err := unix.Fgetxattr(fd, n, buf)
+		if err == unix.ERANGE {
+			size, err := unix.Fgetxattr(fd, n, nil)
+			if err != nil {
+				return nil, err
+			}
+			buf = make([]byte, size+1024)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return bytes.Clone(buf[:k]), nil
 	}
 }
 

@@ -245,7 +245,7 @@ func (m *Mirror) forgetDirs() {
 
 func attrOf(st *unix.Stat_t) Attr {
 	return Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev, Size: st.Size,
-		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink)}
+		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink), Ctime: st.Ctim.Nano()}
 }
 
 func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, error) {
@@ -675,7 +675,7 @@ func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nam
 	if err != nil {
 		return "", 0, err
 	}
-	n, err := m.fillFD(fd, tmp, chmod, g, src, a, x, refs)
+	n, err := m.fillFD(fd, tmp, chmod, g, int(src.Fd()), a, x, refs)
 	if err != nil {
 		os.Remove(tmp)
 		return "", n, err
@@ -693,6 +693,11 @@ func copyContent(dst *os.File, src *os.File) (int64, error) {
 }
 
 func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
+	return m.createFrom(parent, name, g, srcFile{int(src.Fd()), src.Name()}, a, x)
+}
+
+// createFrom is CreateFile from a descriptor.
+func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error) {
 	p, err := m.child(parent, name)
 	if err != nil {
 		return 0, err
@@ -708,7 +713,7 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 	if err != nil {
 		return 0, err
 	}
-	n, err := m.fillFD(fd, ip, chmod, g, src, a, x, []nameRef{{parent, name}})
+	n, err := m.fillFD(fd, ip, chmod, g, src.fd, a, x, []nameRef{{parent, name}})
 	if err == nil {
 		if err = unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err == unix.EEXIST {
 			err = fs.ErrExist

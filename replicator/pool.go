@@ -1,9 +1,6 @@
 package replicator
 
-import (
-	"os"
-	"sync"
-)
+import "sync"
 
 // poolQueue is how many jobs wait for a free goroutine: with the files
 // they copy open and read ahead, it bounds the descriptors and the memory
@@ -31,8 +28,8 @@ type pool struct {
 }
 
 type aheadJob struct {
-	open func() (*os.File, Attr, error)
-	job  func(*os.File, Attr, error) error
+	open func() (srcFile, Attr, error)
+	job  func(srcFile, Attr, error) error
 }
 
 func newPool(n int) *pool {
@@ -58,7 +55,7 @@ func newPool(n int) *pool {
 		for a := range p.ahead {
 			f, fa, err := a.open()
 			if err == nil {
-				prefetch(f, fa.Size)
+				prefetch(f.fd, fa.Size)
 			}
 			p.jobs <- func() error { return a.job(f, fa, err) }
 		}
@@ -71,7 +68,7 @@ func (p *pool) submit(job func() error) { p.jobs <- job }
 
 // submitRead queues job, to be called with the file open returns (or its
 // error) once a read-ahead of that file has begun.
-func (p *pool) submitRead(open func() (*os.File, Attr, error), job func(*os.File, Attr, error) error) {
+func (p *pool) submitRead(open func() (srcFile, Attr, error), job func(srcFile, Attr, error) error) {
 	p.ahead <- aheadJob{open, job}
 }
 

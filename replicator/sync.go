@@ -221,7 +221,7 @@ func (s *syncer) submit(job func() error) {
 
 // submitRead runs job on the pool with the file open returns, after a
 // read-ahead of it.
-func (s *syncer) submitRead(open func() (*os.File, Attr, error), job func(*os.File, Attr, error) error) {
+func (s *syncer) submitRead(open func() (srcFile, Attr, error), job func(srcFile, Attr, error) error) {
 	if s.pool == nil {
 		s.pool = newPool(s.jobs)
 	}
@@ -413,21 +413,17 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 			if d, ok := s.bdirs[parent]; ok {
 				bp = d + "/" + name
 			}
-			open := func() (*os.File, Attr, error) {
+			open := func() (srcFile, Attr, error) {
 				if bp != "" {
-					return s.b.openAt(bp, g)
+					return s.b.openAt(bp, g, a)
 				}
-				return s.b.open(g)
+				return s.b.openIndex(g)
 			}
 			s.pending[g] = struct{}{}
-			s.submitRead(open, func(f *os.File, fa Attr, err error) error {
-				defer func() {
-					if f != nil {
-						f.Close()
-					}
-				}()
+			s.submitRead(open, func(f srcFile, fa Attr, err error) error {
+				defer func() { f.close() }()
 				return s.retry("create", g, name, func() error {
-					if f == nil {
+					if err != nil || f.fd < 0 {
 						if f, fa, err = open(); err != nil {
 							if isNoEntry(err) {
 								return nil
@@ -490,12 +486,23 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 
 // createFile makes parent/name on the target as regular file g, from f
 // (open on the brick, with attributes a).
-func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f *os.File, a Attr) error {
-	x, err := fdXattrs(f)
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFile, a Attr) error {
+	x, err := fdXattrs(f.fd, f.name)
 	if err != nil {
 		return err
 	}
-	n, err := s.t.CreateFile(parent, name, g, f, a, x)
+	var n int64
+	if m, ok := s.t.(*Mirror); ok {
+		n, err = m.createFrom(parent, name, g, f, a, x)
+	} else {
+		var dfd int
+		if dfd, err = unix.Dup(f.fd); err != nil {
+			return err
+		}
+		src := os.NewFile(uintptr(dfd), f.name)
+		n, err = s.t.CreateFile(parent, name, g, src, a, x)
+		src.Close()
+	}
 	if errors.Is(err, fs.ErrExist) {
 		// Taken meanwhile: converge the name again after the pool.
 		s.poolMu.Lock()
@@ -533,7 +540,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 	if a.Size == ta.Size && a.Mtime == ta.Mtime {
 		return s.syncMeta(g)
 	}
-	x, err := fdXattrs(f)
+	x, err := fdXattrs(int(f.Fd()), f.Name())
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type Attr struct {
 	Mtime int64
 	Ino   uint64 // the target's own inode number (hard-link groups); ignored when setting
 	Nlink uint32 // the target's link count, index link excluded; ignored when setting
+	Ctime int64  // status change time, unix ns, as read; ignored when setting
 }
 
 // Type returns the file type bits.
