@@ -34,6 +34,20 @@ func (b *brickTree) readDir(g gfid.GFID) ([]DirEntry, error) {
 	return readDir(&b.tree, dp, g == gfid.Root)
 }
 
+// at returns p when it (a path a walk found) holds g, else "".
+func (b *brickTree) at(p string, g gfid.GFID) string {
+	if p == "" {
+		return ""
+	}
+	if g == gfid.Root {
+		return b.root
+	}
+	if got, err := b.gfidAt(p); err == nil && got == g {
+		return p
+	}
+	return ""
+}
+
 // xtimeOf reads directory g's xtime; ok is false when it has none.
 func (b *brickTree) xtimeOf(p string) (int64, bool) {
 	var v [12]byte
@@ -46,23 +60,51 @@ func (b *brickTree) xtimeOf(p string) (int64, bool) {
 
 // openAt opens regular file g through its path p (found by a walk: the
 // directory is warm, the index may not be), falling back to the index
-// when p no longer holds g.
-func (b *brickTree) openAt(p string, g gfid.GFID) (*os.File, Attr, error) {
+// when p no longer holds g. listed is p's inode as the walk saw it: when
+// the open finds that inode unchanged (same inode number and ctime, which
+// any xattr change moves), its gfid is known without reading it.
+func (b *brickTree) openAt(p string, g gfid.GFID, listed Attr) (srcFile, Attr, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == nil {
-		var v [16]byte
 		var st unix.Stat_t
-		if n, xerr := unix.Fgetxattr(fd, b.gfidX, v[:]); xerr == nil && n == 16 && gfid.GFID(v) == g &&
-			unix.Fstat(fd, &st) == nil && st.Mode&sIFMT == sIFREG {
-			return os.NewFile(uintptr(fd), p), attrOf(&st), nil
+		if unix.Fstat(fd, &st) == nil && st.Mode&sIFMT == sIFREG {
+			if listed.Ctime != 0 && st.Ino == listed.Ino && st.Ctim.Nano() == listed.Ctime {
+				return srcFile{fd, p}, attrOf(&st), nil
+			}
+			var v [16]byte
+			if n, xerr := unix.Fgetxattr(fd, b.gfidX, v[:]); xerr == nil && n == 16 && gfid.GFID(v) == g {
+				return srcFile{fd, p}, attrOf(&st), nil
+			}
 		}
 		unix.Close(fd)
 	}
-	return b.open(g)
+	return b.openIndex(g)
+}
+
+// srcFile is a brick file open for reading, without the os.File around it
+// (whose making costs a fcntl per file): the crawl opens every file.
+type srcFile struct {
+	fd   int
+	name string
+}
+
+func (f srcFile) close() {
+	if f.fd >= 0 {
+		unix.Close(f.fd)
+	}
 }
 
 // open opens regular file g for reading without touching its atime.
 func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
+	f, a, err := b.openIndex(g)
+	if err != nil {
+		return nil, a, err
+	}
+	return os.NewFile(uintptr(f.fd), f.name), a, nil
+}
+
+// openIndex opens regular file g through its index entry.
+func (b *brickTree) openIndex(g gfid.GFID) (srcFile, Attr, error) {
 	ip := b.indexPath(g)
 	fd, err := unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == unix.EPERM {
@@ -70,23 +112,23 @@ func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
 	}
 	if err != nil {
 		if err == unix.ENOENT {
-			return nil, Attr{}, errNoEntry
+			return srcFile{-1, ""}, Attr{}, errNoEntry
 		}
-		return nil, Attr{}, &fs.PathError{Op: "open", Path: ip, Err: err}
+		return srcFile{-1, ""}, Attr{}, &fs.PathError{Op: "open", Path: ip, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), ip)
+	f := srcFile{fd, ip}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
-		return nil, Attr{}, err
+		f.close()
+		return srcFile{-1, ""}, Attr{}, err
 	}
 	if st.Mode&sIFMT != sIFREG {
-		f.Close()
-		return nil, Attr{}, fmt.Errorf("%s is not a regular file", ip)
+		f.close()
+		return srcFile{-1, ""}, Attr{}, fmt.Errorf("%s is not a regular file", ip)
 	}
 	if st.Nlink <= 1 {
-		f.Close()
-		return nil, Attr{}, errNoEntry
+		f.close()
+		return srcFile{-1, ""}, Attr{}, errNoEntry
 	}
 	return f, attrOf(&st), nil
 }

@@ -57,6 +57,14 @@ type Mirror struct {
 
 	tmpSeq atomic.Uint64
 	made   sync.Map // index xx/yy directories known to exist
+
+	cr          creator
+	noCopyRange atomic.Bool // copy_file_range cannot reach this mirror from the brick
+	// fresh: the index was empty at Open and only this Mirror has added to
+	// it since, so a gfid whose xx/yy directory it has not made is not on
+	// the mirror: an initial sync asks for every gfid before making it.
+	// Until the first stime is set (the end of the first crawl or batch).
+	fresh atomic.Bool
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
@@ -126,6 +134,10 @@ func (m *Mirror) Open(brickID string) error {
 		if err := os.MkdirAll(filepath.Join(m.path, d), 0o700); err != nil {
 			return fmt.Errorf("mirror %s: %w", m.path, err)
 		}
+	}
+	m.initCreator()
+	if ents, err := os.ReadDir(filepath.Join(m.path, gfid.IndexDir)); err == nil && len(ents) == 0 {
+		m.fresh.Store(true)
 	}
 	if err := m.setGFID(m.path, gfid.Root); err != nil {
 		return err
@@ -213,6 +225,23 @@ func (m *Mirror) dirPath(g gfid.GFID) (string, error) {
 	return p, nil
 }
 
+func (m *Mirror) cachedDir(g gfid.GFID) (string, bool) {
+	m.mu.Lock()
+	p, ok := m.dirs[g]
+	m.mu.Unlock()
+	return p, ok
+}
+
+// rememberDir caches the path of a directory this mirror just made.
+func (m *Mirror) rememberDir(g gfid.GFID, p string) {
+	m.mu.Lock()
+	if len(m.dirs) > 1<<16 {
+		clear(m.dirs)
+	}
+	m.dirs[g] = p
+	m.mu.Unlock()
+}
+
 func (m *Mirror) forgetDirs() {
 	m.mu.Lock()
 	clear(m.dirs)
@@ -249,6 +278,20 @@ func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, e
 }
 
 func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
+	if m.fresh.Load() && g != gfid.Root {
+		if _, ok := m.made.Load(bucket(g)); !ok {
+			return Attr{}, errNoEntry
+		}
+	}
+	if p, ok := m.cachedDir(g); ok {
+		// A directory this mirror resolved before: no pointer chain.
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && st.Mode&sIFMT == sIFDIR {
+			if got, _ := m.t.gfidAt(p); got == g {
+				return attrOf(&st), nil
+			}
+		}
+	}
 	_, st, err := m.t.statGFID(g)
 	if err != nil {
 		return Attr{}, err
@@ -287,17 +330,13 @@ func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
 // readDir lists a tree's directory with each entry's gfid (skipping
 // .replfs at the root).
 func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
-	f, err := os.Open(dp)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	names, err := readNames(dp)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DirEntry, 0, len(names))
-	for _, n := range names {
+	for _, d := range names {
+		n := d.name
 		if root && n == gfid.StateDir {
 			continue
 		}
@@ -333,64 +372,6 @@ func ownXattr(name string) bool {
 	return strings.HasPrefix(name, gfid.PrefixTrusted) || strings.HasPrefix(name, gfid.PrefixUser)
 }
 
-// readXattrs reads every xattr of p but replfs's own.
-func readXattrs(p string) (Xattrs, error) {
-	names, err := xattr.LList(p)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var x Xattrs
-	for _, n := range names {
-		if ownXattr(n) {
-			continue
-		}
-		v, err := xattr.LGet(p, n)
-		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			return nil, err
-		}
-		if x == nil {
-			x = make(Xattrs)
-		}
-		x[n] = v
-	}
-	return x, nil
-}
-
-// fdXattrs reads every xattr of an open file but replfs's own.
-func fdXattrs(f *os.File) (Xattrs, error) {
-	names, err := xattr.FList(f)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	var x Xattrs
-	for _, n := range names {
-		if ownXattr(n) {
-			continue
-		}
-		v, err := xattr.FGet(f, n)
-		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			return nil, err
-		}
-		if x == nil {
-			x = make(Xattrs)
-		}
-		x[n] = v
-	}
-	return x, nil
-}
-
 // applyXattrs makes p's xattrs (replfs's own aside) equal to want.
 func applyXattrs(p string, want Xattrs) error {
 	have, err := readXattrs(p)
@@ -422,8 +403,11 @@ func (m *Mirror) setGFID(p string, g gfid.GFID) error {
 	return nil
 }
 
+// bucket names g's xx/yy index directory.
+func bucket(g gfid.GFID) uint16 { return uint16(g[0])<<8 | uint16(g[1]) }
+
 func (m *Mirror) indexParents(g gfid.GFID) error {
-	key := uint16(g[0])<<8 | uint16(g[1])
+	key := bucket(g)
 	if _, ok := m.made.Load(key); ok {
 		return nil
 	}
@@ -448,11 +432,19 @@ func (m *Mirror) setDirPointer(g, parent gfid.GFID, name string) error {
 		target = gfid.RootPointer
 	}
 	ip := m.t.indexPath(g)
-	if old, err := os.Readlink(ip); err == nil && old == target {
-		return nil
-	}
 	if err := m.indexParents(g); err != nil {
 		return err
+	}
+	// A new directory has no pointer yet: one symlink makes it.
+	err := unix.Symlink(target, ip)
+	if err == nil {
+		return nil
+	}
+	if err != unix.EEXIST {
+		return &fs.PathError{Op: "symlink", Path: ip, Err: err}
+	}
+	if old, err := os.Readlink(ip); err == nil && old == target {
+		return nil
 	}
 	tmp := ip + ".new"
 	os.Remove(tmp)
@@ -539,33 +531,14 @@ func (m *Mirror) getNames(p string) []nameRef {
 
 // namesOfInode lists the entries of directory dp that are inode ino.
 func namesOfInode(dp string, ino uint64) []string {
-	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(fd)
+	ents, _ := readNames(dp)
 	var out []string
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil || n <= 0 {
-			return out
-		}
-		for b := buf[:n]; len(b) >= 19; {
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return out
-			}
-			if binary.NativeEndian.Uint64(b[0:8]) == ino {
-				name := b[19:reclen]
-				if k := bytes.IndexByte(name, 0); k >= 0 {
-					name = name[:k]
-				}
-				out = append(out, string(name))
-			}
-			b = b[reclen:]
+	for _, e := range ents {
+		if e.ino == ino {
+			out = append(out, e.name)
 		}
 	}
+	return out
 }
 
 func (m *Mirror) setNames(p string, refs []nameRef) error {
@@ -649,7 +622,9 @@ func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link s
 		return err
 	}
 	if a.Type() == sIFDIR {
-		err = m.setDirPointer(g, parent, name)
+		if err = m.setDirPointer(g, parent, name); err == nil {
+			m.rememberDir(g, p)
+		}
 	} else {
 		if err = m.setNames(p, []nameRef{{parent, name}}); err == nil {
 			err = m.linkIndex(g, p)
@@ -700,51 +675,17 @@ func (m *Mirror) setMetaPath(p string, a Attr, x Xattrs, what Meta) error {
 // gfid, the names refs and a's attributes.
 func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (string, int64, error) {
 	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+"."+strconv.FormatUint(m.tmpSeq.Add(1), 10))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	mode, chmod := m.cr.createMode(a)
+	fd, err := m.openNew(tmp, mode)
 	if err != nil {
 		return "", 0, err
 	}
-	n, err := m.fill(f, g, src, a, x, refs)
+	n, err := m.fillFD(fd, tmp, chmod, g, int(src.Fd()), a, x, refs)
 	if err != nil {
 		os.Remove(tmp)
 		return "", n, err
 	}
 	return tmp, n, nil
-}
-
-// fill writes a new file's content, identity and attributes through its
-// descriptor (no path walks), and closes it.
-func (m *Mirror) fill(f *os.File, g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (int64, error) {
-	n, err := copyContent(f, src)
-	fd := int(f.Fd())
-	if err == nil {
-		err = unix.Fsetxattr(fd, m.t.gfidX, g[:], 0)
-	}
-	if err == nil && len(refs) > 0 {
-		err = unix.Fsetxattr(fd, m.namesX, encodeNames(refs), 0)
-	}
-	for k, v := range x {
-		if err == nil {
-			err = unix.Fsetxattr(fd, k, v, 0)
-		}
-	}
-	if err == nil {
-		err = unix.Fchown(fd, int(a.UID), int(a.GID))
-	}
-	if err == nil {
-		err = unix.Fchmod(fd, a.Mode&0o7777)
-	}
-	if err == nil {
-		ts := []unix.Timespec{unix.NsecToTimespec(a.Atime), unix.NsecToTimespec(a.Mtime)}
-		err = unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return n, nil
 }
 
 // copyContent copies src from offset 0 (copy_file_range where the kernel
@@ -757,6 +698,11 @@ func copyContent(dst *os.File, src *os.File) (int64, error) {
 }
 
 func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
+	return m.createFrom(parent, name, g, srcFile{int(src.Fd()), src.Name()}, a, x)
+}
+
+// createFrom is CreateFile from a descriptor.
+func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error) {
 	p, err := m.child(parent, name)
 	if err != nil {
 		return 0, err
@@ -767,19 +713,12 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 		return 0, err
 	}
 	ip := m.t.indexPath(g)
-	f, err := os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		var st unix.Stat_t
-		if unix.Lstat(ip, &st) == nil && st.Nlink > 1 {
-			return 0, fs.ErrExist // the target has g already
-		}
-		os.Remove(ip) // left by a transfer cut short
-		f, err = os.OpenFile(ip, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	}
+	mode, chmod := m.cr.createMode(a)
+	fd, err := m.openNew(ip, mode)
 	if err != nil {
 		return 0, err
 	}
-	n, err := m.fill(f, g, src, a, x, []nameRef{{parent, name}})
+	n, err := m.fillFD(fd, ip, chmod, g, src.fd, a, x, []nameRef{{parent, name}})
 	if err == nil {
 		if err = unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err == unix.EEXIST {
 			err = fs.ErrExist
@@ -788,7 +727,7 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 		}
 	}
 	if err != nil {
-		os.Remove(ip)
+		unix.Unlink(ip)
 		return n, err
 	}
 	return n, nil
@@ -1091,6 +1030,7 @@ func (m *Mirror) Stime() (time.Time, error) {
 }
 
 func (m *Mirror) SetStime(t time.Time) error {
+	m.fresh.Store(false)
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix()))
 	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))

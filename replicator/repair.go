@@ -452,7 +452,7 @@ func (r *repairer) copy(g gfid.GFID) error {
 		return err
 	}
 	defer f.Close()
-	x, err := fdXattrs(f)
+	x, err := fdXattrs(int(f.Fd()), f.Name())
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/journal"
@@ -74,11 +75,10 @@ type syncer struct {
 	known map[gfid.GFID]struct{} // directories known to exist on the target
 	bdirs map[gfid.GFID]string   // brick paths of directories listed by this pass
 
-	pool     chan func() error
-	poolWG   sync.WaitGroup
-	poolMu   sync.Mutex
-	poolErr  error
-	creating bool // create new files with content through the pool (hybrid)
+	pool     *pool
+	poolMu   sync.Mutex // guards deferred while the pool runs
+	creating bool       // create new files with content through the pool (hybrid)
+	list     *lister    // lists the brick ahead of a full hybrid crawl
 }
 
 func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
@@ -218,37 +218,27 @@ func (s *syncer) finish() error {
 // submit runs job on the pool of sync-jobs goroutines.
 func (s *syncer) submit(job func() error) {
 	if s.pool == nil {
-		s.pool = make(chan func() error)
-		for range s.jobs {
-			s.poolWG.Add(1)
-			go func() {
-				defer s.poolWG.Done()
-				for j := range s.pool {
-					if err := j(); err != nil {
-						s.poolMu.Lock()
-						if s.poolErr == nil {
-							s.poolErr = err
-						}
-						s.poolMu.Unlock()
-					}
-				}
-			}()
-		}
+		s.pool = newPool(s.jobs)
 	}
-	s.pool <- job
+	s.pool.submit(job)
+}
+
+// submitRead runs job on the pool with the file open returns, after a
+// read-ahead of it.
+func (s *syncer) submitRead(open func() (srcFile, Attr, error), job func(srcFile, Attr, error) error) {
+	if s.pool == nil {
+		s.pool = newPool(s.jobs)
+	}
+	s.pool.submitRead(open, job)
 }
 
 // drain waits for the pool and returns its first target-wide error.
 func (s *syncer) drain() error {
+	var err error
 	if s.pool != nil {
-		close(s.pool)
-		s.poolWG.Wait()
+		err = s.pool.wait()
 		s.pool = nil
 	}
-	s.poolMu.Lock()
-	defer s.poolMu.Unlock()
-	err := s.poolErr
-	s.poolErr = nil
 	clear(s.pending)
 	return err
 }
@@ -423,22 +413,45 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	switch a.Type() {
 	case sIFREG:
 		if s.creating {
-			s.pending[g] = struct{}{}
 			bp := ""
 			if d, ok := s.bdirs[parent]; ok {
 				bp = d + "/" + name
 			}
-			s.submit(func() error {
-				return s.retry("create", g, name, func() error { return s.createFile(parent, name, g, bp) })
+			open := func() (srcFile, Attr, error) {
+				if bp != "" {
+					return s.b.openAt(bp, g, a)
+				}
+				return s.b.openIndex(g)
+			}
+			s.pending[g] = struct{}{}
+			s.submitRead(open, func(f srcFile, fa Attr, err error) error {
+				defer func() { f.close() }()
+				return s.retry("create", g, name, func() error {
+					if err != nil || f.fd < 0 {
+						if f, fa, err = open(); err != nil {
+							if isNoEntry(err) {
+								return nil
+							}
+							return err
+						}
+					}
+					return s.createFile(parent, name, g, f, fa)
+				})
 			})
 			return nil
 		}
 		s.data[g] = struct{}{}
 		return s.t.Make(parent, name, g, a, "", nil)
 	case sIFDIR:
-		bp, err := s.b.dirPath(g)
-		if err != nil {
-			return err
+		bp := ""
+		if d, ok := s.bdirs[parent]; ok {
+			bp = s.b.at(d+"/"+name, g)
+		}
+		if bp == "" {
+			var err error
+			if bp, err = s.b.dirPath(g); err != nil {
+				return err
+			}
 		}
 		x, err := readXattrs(bp)
 		if err != nil {
@@ -475,27 +488,25 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 	}
 }
 
-func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, brickPath string) error {
-	var f *os.File
-	var a Attr
-	var err error
-	if brickPath != "" {
-		f, a, err = s.b.openAt(brickPath, g)
+// createFile makes parent/name on the target as regular file g, from f
+// (open on the brick, with attributes a).
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFile, a Attr) error {
+	x, err := fdXattrs(f.fd, f.name)
+	if err != nil {
+		return err
+	}
+	var n int64
+	if m, ok := s.t.(*Mirror); ok {
+		n, err = m.createFrom(parent, name, g, f, a, x)
 	} else {
-		f, a, err = s.b.open(g)
-	}
-	if err != nil {
-		if isNoEntry(err) {
-			return nil
+		var dfd int
+		if dfd, err = unix.Dup(f.fd); err != nil {
+			return err
 		}
-		return err
+		src := os.NewFile(uintptr(dfd), f.name)
+		n, err = s.t.CreateFile(parent, name, g, src, a, x)
+		src.Close()
 	}
-	defer f.Close()
-	x, err := fdXattrs(f)
-	if err != nil {
-		return err
-	}
-	n, err := s.t.CreateFile(parent, name, g, f, a, x)
 	if errors.Is(err, fs.ErrExist) {
 		// Taken meanwhile: converge the name again after the pool.
 		s.poolMu.Lock()
@@ -533,7 +544,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 	if a.Size == ta.Size && a.Mtime == ta.Mtime {
 		return s.syncMeta(g)
 	}
-	x, err := fdXattrs(f)
+	x, err := fdXattrs(int(f.Fd()), f.Name())
 	if err != nil {
 		return err
 	}
@@ -547,7 +558,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 
 // syncMeta copies g's owner, mode, xattrs and times where they differ.
 func (s *syncer) syncMeta(g gfid.GFID) error {
-	bp, a, err := s.b.stat(g)
+	bp, a, err := s.brickStat(g)
 	if err != nil {
 		if isNoEntry(err) {
 			return nil
@@ -591,6 +602,18 @@ func (s *syncer) syncMeta(g gfid.GFID) error {
 	return s.t.SetMeta(g, a, bx, what|MetaTimes)
 }
 
+// brickStat is b.stat, through the path of a directory this pass listed
+// while it still holds g (the index pointers are not read).
+func (s *syncer) brickStat(g gfid.GFID) (string, Attr, error) {
+	if d, ok := s.bdirs[g]; ok {
+		var st unix.Stat_t
+		if unix.Lstat(d, &st) == nil && st.Mode&sIFMT == sIFDIR && s.b.at(d, g) == d {
+			return d, attrOf(&st), nil
+		}
+	}
+	return s.b.stat(g)
+}
+
 func xattrsEqual(a, b Xattrs) bool {
 	if len(a) != len(b) {
 		return false
@@ -609,31 +632,53 @@ func xattrsEqual(a, b Xattrs) bool {
 // than since (all of them when since is 0); otherwise only into
 // directories made by this pass.
 func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
+	return s.syncDirAt(g, "", since, deep)
+}
+
+// syncDirAt is syncDir for a directory a walk found at brick path hint
+// (none when ""): when it still holds g, the index is not read.
+func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) error {
 	if _, ok := s.walked[g]; ok {
 		return nil
 	}
 	s.walked[g] = struct{}{}
-	var bdp string
-	err := s.retry("listing", g, "", func() error {
-		var err error
-		bdp, err = s.b.stableDirPath(g)
-		if isNoEntry(err) {
-			return nil
+	var bents []DirEntry
+	bdp := ""
+	if s.list != nil {
+		if ents, ok := s.list.next(hint, g); ok {
+			bents, bdp = ents, hint
+		} else {
+			s.list.close()
+			s.list = nil
 		}
-		return err
-	})
-	if err != nil {
-		return err
+	}
+	if bdp == "" {
+		bdp = s.b.at(hint, g)
+	}
+	if bdp == "" {
+		err := s.retry("listing", g, "", func() error {
+			var err error
+			bdp, err = s.b.stableDirPath(g)
+			if isNoEntry(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if bdp == "" {
 		return nil // gone from the brick
 	}
-	bents, err := readDir(&s.b.tree, bdp, g == gfid.Root)
-	if err != nil {
-		if isNoEntry(err) {
-			return nil
+	if bents == nil {
+		var err error
+		if bents, err = readDir(&s.b.tree, bdp, g == gfid.Root); err != nil {
+			if isNoEntry(err) {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
 	s.bdirs[g] = bdp
 	tents, err := s.t.ReadDir(g)
@@ -690,14 +735,19 @@ func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
 		if e.Mode != sIFDIR || e.GFID == gfid.Zero {
 			continue
 		}
+		hint := bdp + "/" + e.Name
 		if since > 0 {
-			if dp, err := s.b.dirPath(e.GFID); err == nil {
+			dp := s.b.at(hint, e.GFID)
+			if dp == "" {
+				dp, _ = s.b.dirPath(e.GFID)
+			}
+			if dp != "" {
 				if xt, ok := s.b.xtimeOf(dp); ok && xt <= since {
 					continue // nothing changed below since the target's stime
 				}
 			}
 		}
-		if err := s.syncDir(e.GFID, since, true); err != nil {
+		if err := s.syncDirAt(e.GFID, hint, since, true); err != nil {
 			return err
 		}
 	}
@@ -708,13 +758,53 @@ func (s *syncer) syncDir(g gfid.GFID, since int64, deep bool) error {
 // converges the target to it.
 func (s *syncer) hybrid(since int64) error {
 	s.creating = true
-	if err := s.syncDir(gfid.Root, since, true); err != nil {
+	if since == 0 {
+		s.list = s.b.startLister()
+	}
+	stopFlush := s.flushWhileCopying()
+	err := s.syncDirAt(gfid.Root, s.b.root, since, true)
+	if s.list != nil {
+		s.list.close()
+		s.list = nil
+	}
+	if err != nil {
 		s.drain()
+		stopFlush()
 		return err
 	}
-	if err := s.drain(); err != nil {
+	err = s.drain()
+	stopFlush()
+	if err != nil {
 		return err
 	}
 	s.creating = false
 	return s.finish()
 }
+
+// flushWhileCopying makes the target write what a crawl copied while it
+// copies more, so that the sync ending the crawl (which the cursor waits
+// for) has only the tail left to write. It returns the function that
+// stops it.
+func (s *syncer) flushWhileCopying() func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.t.Sync()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+// flushEvery is how often a crawl has the target write what it copied.
+const flushEvery = 500 * time.Millisecond

@@ -17,9 +17,9 @@ type Attr struct {
 	Size  int64
 	Atime int64 // unix nanoseconds
 	Mtime int64
-	Ctime int64  // status change time; ignored when setting
 	Ino   uint64 // the target's own inode number (hard-link groups); ignored when setting
 	Nlink uint32 // the target's link count, index link excluded; ignored when setting
+	Ctime int64  // status change time, unix ns, as read; ignored when setting
 }
 
 // Type returns the file type bits.

@@ -466,7 +466,7 @@ func (v *Verifier) diffEntry(rel string, parent gfid.GFID, be, te FullEntry) (ds
 		d(DiffSymlink, be.Link, te.Link)
 	}
 	if !xattrsEqual(be.Xattrs, te.Xattrs) {
-		d(DiffXattrs, xattrNames(be.Xattrs), xattrNames(te.Xattrs))
+		d(DiffXattrs, xattrKeys(be.Xattrs), xattrKeys(te.Xattrs))
 	}
 	if g == gfid.Zero {
 		return ds, false // not indexed on either side: nothing more to reach it by
@@ -494,7 +494,7 @@ func (v *Verifier) diffEntry(rel string, parent gfid.GFID, be, te FullEntry) (ds
 	return ds, hash
 }
 
-func xattrNames(x Xattrs) string {
+func xattrKeys(x Xattrs) string {
 	names := make([]string, 0, len(x))
 	for k := range x {
 		names = append(names, k)

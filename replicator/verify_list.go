@@ -84,7 +84,7 @@ func listFullFD(t *tree, fd int, dp string, root bool) ([]FullEntry, error) {
 		case err != nil && err != unix.ENODATA && err != unix.ERANGE:
 			return nil, &fs.PathError{Op: "getxattr gfid", Path: p, Err: err}
 		}
-		if e.Xattrs, err = userXattrs(fd, n, p); err != nil {
+		if e.Xattrs, err = dirXattrs(fd, n, p); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue
 			}
@@ -105,10 +105,10 @@ func listFullFD(t *tree, fd int, dp string, root bool) ([]FullEntry, error) {
 	return out, nil
 }
 
-// userXattrs reads the xattrs of name in directory dfd (path p) but
+// dirXattrs reads the xattrs of name in directory dfd (path p) but
 // replfs's own, with one listxattr when it has none (the common case)
 // instead of the two a size query costs. dfd < 0: by path.
-func userXattrs(dfd int, entry, p string) (Xattrs, error) {
+func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
 	var buf [1024]byte
 	n, err := listxattrAt(dfd, entry, p, buf[:])
 	if err == unix.ERANGE {
@@ -247,7 +247,7 @@ func fullEntry(t *tree, p string, st *unix.Stat_t) (FullEntry, error) {
 	if e.GFID, err = t.gfidAt(p); err != nil {
 		return e, err
 	}
-	if e.Xattrs, err = userXattrs(-1, "", p); err != nil {
+	if e.Xattrs, err = dirXattrs(-1, "", p); err != nil {
 		return e, err
 	}
 	if e.Mode == sIFLNK {
