@@ -148,15 +148,16 @@ func syncRun(root, src string) (syncRatios, rsyncSecs, replSecs []float64) {
 
 // verifyResult is the outcome of the verify section, per measured round.
 type verifyResult struct {
-	replfs, rsync []float64 // seconds
-	ratios        []float64 // rsync / replfs
-	codes         []int     // exit codes of replfs verify
-	items         []int     // rsync's itemized changes other than directories
+	replfs, rsync, rsyncHX []float64 // seconds
+	ratios, ratiosHX       []float64 // rsync / replfs
+	codes                  []int     // exit codes of replfs verify
+	items                  []int     // rsync's itemized changes other than directories
 }
 
 // verifyRun syncs a copy of src to a mirror with replfs, then times, with
-// warm caches and alternating order, `replfs verify --checksum` and
-// `rsync -a --checksum -n` of the pair. rsync -n with --checksum still
+// warm caches and rotating order, `replfs verify --checksum`, `rsync -a
+// --checksum -n` of the pair (the issue's yardstick) and `rsync -aHX
+// --checksum -n` (which compares hard links and xattrs as replfs does). rsync -n with --checksum still
 // reads and hashes every file of equal size on both sides (it lists a
 // flipped byte with size and mtime kept), so both do the same reading.
 func verifyRun(root, src string) verifyResult {
@@ -171,38 +172,45 @@ func verifyRun(root, src string) verifyResult {
 	sh(*bin, "umount", mnt)
 
 	code, _ := replfsVerify(brick, mir)
-	items, _ := rsyncCompare(brick, mir)
+	items, _ := rsyncCompare(brick, mir, false)
 	fmt.Printf("\nverify: warm-up: replfs verify exit %d, rsync %d itemized non-directory changes\n", code, items)
 	var v verifyResult
 	for r := range *rounds {
-		order := []string{"rsync", "replfs"}
-		if r%2 == 1 {
-			slices.Reverse(order)
+		order := []string{"rsync", "replfs", "rsyncHX"}
+		for range r % 3 {
+			order = append(order[1:], order[0])
 		}
-		var tr, tp float64
+		var tr, tx, tp float64
 		for _, who := range order {
 			t0 := time.Now()
-			if who == "replfs" {
+			switch who {
+			case "replfs":
 				code, out := replfsVerify(brick, mir)
 				tp = time.Since(t0).Seconds()
 				v.codes = append(v.codes, code)
 				if code != 0 {
 					fmt.Printf("replfs verify exit %d:\n%s\n", code, firstLines(out, 10))
 				}
-			} else {
-				n, out := rsyncCompare(brick, mir)
-				tr = time.Since(t0).Seconds()
+			default:
+				n, out := rsyncCompare(brick, mir, who == "rsyncHX")
+				if who == "rsync" {
+					tr = time.Since(t0).Seconds()
+				} else {
+					tx = time.Since(t0).Seconds()
+				}
 				v.items = append(v.items, n)
 				if n != 0 {
-					fmt.Printf("rsync itemized %d changes:\n%s\n", n, firstLines(out, 10))
+					fmt.Printf("%s itemized %d changes:\n%s\n", who, n, firstLines(out, 10))
 				}
 			}
 		}
-		fmt.Printf("round %d: verify --checksum replfs %.2fs, rsync -a --checksum -n %.2fs (rsync/replfs %.2fx)\n",
-			r+1, tp, tr, tr/tp)
+		fmt.Printf("round %d: verify --checksum replfs %.2fs, rsync -a --checksum -n %.2fs (rsync/replfs %.2fx), rsync -aHX %.2fs (%.2fx)\n",
+			r+1, tp, tr, tr/tp, tx, tx/tp)
 		v.replfs = append(v.replfs, tp)
 		v.rsync = append(v.rsync, tr)
+		v.rsyncHX = append(v.rsyncHX, tx)
 		v.ratios = append(v.ratios, tr/tp)
+		v.ratiosHX = append(v.ratiosHX, tx/tp)
 	}
 	return v
 }
@@ -219,6 +227,8 @@ func (v verifyResult) table() {
 	fmt.Printf("| verify --checksum of a Go src/ mirror: replfs (median) | %.2f s |\n", median(v.replfs))
 	fmt.Printf("| same pair: rsync -a --checksum -n (median) | %.2f s |\n", median(v.rsync))
 	fmt.Printf("| rsync/replfs (median of ratios; target >= 2x) | %.2fx |\n", median(v.ratios))
+	fmt.Printf("| same pair: rsync -aHX --checksum -n, the metadata replfs compares (median) | %.2f s |\n", median(v.rsyncHX))
+	fmt.Printf("| rsync -aHX/replfs (median of ratios) | %.2fx |\n", median(v.ratiosHX))
 	fmt.Printf("| in sync per replfs (exit 0) / per rsync (no itemized file) | %s / %s |\n",
 		inSync(v.codes), inSync(v.items))
 }
@@ -242,9 +252,14 @@ func replfsVerify(brick, mir string) (int, string) {
 // rsyncCompare runs rsync -a --checksum -n with itemized output and
 // returns the number of items other than directories (whose times rsync
 // may list) and the output.
-func rsyncCompare(brick, mir string) (int, string) {
-	out, err := exec.Command("rsync", "-a", "--checksum", "-n", "--itemize-changes",
-		"--exclude=/.replfs", brick+"/", mir+"/").CombinedOutput()
+func rsyncCompare(brick, mir string, hx bool) (int, string) {
+	args := []string{"-a", "--checksum", "-n", "--itemize-changes", "--exclude=/.replfs"}
+	if hx {
+		// Hard links and xattrs too, as replfs verify compares them, but
+		// not replfs's own xattrs (a mirror keeps more of them).
+		args = append(args, "-HX", "--filter=-x trusted.replfs.*")
+	}
+	out, err := exec.Command("rsync", append(args, brick+"/", mir+"/")...).CombinedOutput()
 	if err != nil {
 		fail("rsync -n: %v\n%s", err, out)
 	}
