@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 )
 
 // GFID is the identity of one inode.
@@ -39,15 +41,46 @@ type constErr string
 
 func (e constErr) Error() string { return string(e) }
 
-// New returns a random (version 4) gfid.
+// RunLength is how many gfids in a row New gives the same first two bytes,
+// the xx/yy directory of the gfid index they are filed in.
+const RunLength = 64
+
+var (
+	runSeq  atomic.Uint64
+	runSeed = func() uint64 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(fmt.Sprintf("crypto/rand: %v", err))
+		}
+		return binary.LittleEndian.Uint64(b[:])
+	}()
+)
+
+// New returns a version 4 gfid: random, but for its first two bytes,
+// which runs of RunLength gfids made one after the other share (each run
+// picks them pseudo-randomly). Those bytes name the gfid-index directory
+// an inode is filed in: with all sixteen bytes random, nearly every
+// create on a young brick or mirror made a new xx/yy directory (a mkdir
+// per file, until 65,536 of them exist); in runs, a burst of creates
+// fills one directory, while over time the directories are used evenly.
+// Uniqueness rests on the other 106 random bits.
 func New() GFID {
 	var g GFID
 	if _, err := rand.Read(g[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
+	run := mix(runSeed + (runSeq.Add(1)-1)/RunLength)
+	g[0], g[1] = byte(run>>8), byte(run)
 	g[6] = (g[6] & 0x0f) | 0x40
 	g[8] = (g[8] & 0x3f) | 0x80
 	return g
+}
+
+// mix is splitmix64's finalizer: consecutive runs land far apart.
+func mix(x uint64) uint64 {
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // IsZero reports whether g is unset.
