@@ -132,17 +132,12 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	var fh gofs.FileHandle
-	var fuseFlags uint32
 	rec := journal.Record{Op: journal.OpCreate, Name: name, Mode: mode | syscall.S_IFREG}
 	ch, errno := n.newEntry(ctx, rec, false, out, func() (*gofs.Inode, int, syscall.Errno) {
 		var ch *gofs.Inode
+		var fd int
 		var errno syscall.Errno
-		ch, fh, fuseFlags, errno = n.LoopbackNode.Create(ctx, name, flags, mode, out)
-		fd := -1
-		if lf, ok := fh.(*gofs.LoopbackFile); ok && errno == 0 {
-			// PassthroughFd is loopback's accessor for the descriptor.
-			fd, _ = lf.PassthroughFd()
-		}
+		ch, fh, fd, errno = n.createFile(ctx, name, flags, mode, out)
 		return ch, fd, errno
 	})
 	if errno != 0 {
@@ -152,7 +147,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	cn := ch.Operations().(*node)
-	return ch, cn.wrapFile(fh, flags), fuseFlags, 0
+	return ch, cn.wrapFile(fh, flags), 0, 0
 }
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
