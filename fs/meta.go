@@ -8,6 +8,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -79,6 +80,9 @@ const capsXattr = "security.capability"
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if n.fs.isOwnXattr(attr) {
+		if attr == gfid.BrickPathXattr && n.isRoot() {
+			return n.fs.brickPath(dest)
+		}
 		return 0, syscall.ENODATA
 	}
 	if attr == capsXattr && n.noCaps.Load() {
@@ -164,4 +168,13 @@ func filterXattrs(list []byte, own func(string) bool) []byte {
 		out = append(out, 0)
 	}
 	return out
+}
+
+// brickPath answers gfid.BrickPathXattr.
+func (r *replfs) brickPath(dest []byte) (uint32, syscall.Errno) {
+	p := r.brick.Path
+	if len(dest) < len(p) {
+		return uint32(len(p)), syscall.ERANGE
+	}
+	return uint32(copy(dest, p)), 0
 }

@@ -135,7 +135,7 @@ func Mount(cfg Config) (*Server, error) {
 func IsMountedBrick(brick string) bool {
 	mounts, _ := mountinfo.Replfs()
 	for _, m := range mounts {
-		if m.Source == brick {
+		if m.Source == brick || m.Brick() == brick {
 			return true
 		}
 	}

@@ -54,7 +54,10 @@ func brickOf(p string) (string, error) {
 	if mounts, err := mountinfo.Replfs(); err == nil {
 		for _, m := range mounts {
 			if m.Mountpoint == abs {
-				return m.Source, nil
+				if b := m.Brick(); b != "" {
+					return b, nil
+				}
+				return "", fmt.Errorf("%s: cannot tell the brick of this replfs mount", p)
 			}
 		}
 	}

@@ -39,7 +39,7 @@ func newUmountCmd() *cobra.Command {
 			brick := ""
 			for _, m := range mounts {
 				if m.Mountpoint == abs {
-					brick = m.Source
+					brick = m.Brick()
 				}
 			}
 			if brick == "" {

@@ -26,7 +26,10 @@ func locate(p string) (brick, rel string, err error) {
 	}
 	if best != "" {
 		r, _ := filepath.Rel(best, abs)
-		return bestM.Source, r, nil
+		if b := bestM.Brick(); b != "" {
+			return b, r, nil
+		}
+		return "", "", fmt.Errorf("%s: cannot tell the brick of the replfs mount %s", p, best)
 	}
 	for d := abs; ; d = filepath.Dir(d) {
 		if fi, err := os.Stat(filepath.Join(d, ".replfs", "brick.json")); err == nil && fi.Mode().IsRegular() {

@@ -6,9 +6,9 @@ package gfid
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -26,13 +26,17 @@ var Zero GFID
 // Xattr names. trusted.* is used where the brick allows it (root on a
 // normal filesystem); user.* otherwise.
 const (
-	XattrTrusted     = "trusted.replfs.gfid"
-	XattrUser        = "user.replfs.gfid"
-	XtimeTrusted     = "trusted.replfs.xtime"
-	XtimeUser        = "user.replfs.xtime"
-	PrefixTrusted    = "trusted.replfs."
-	PrefixUser       = "user.replfs."
-	StateDir         = ".replfs"
+	XattrTrusted  = "trusted.replfs.gfid"
+	XattrUser     = "user.replfs.gfid"
+	XtimeTrusted  = "trusted.replfs.xtime"
+	XtimeUser     = "user.replfs.xtime"
+	PrefixTrusted = "trusted.replfs."
+	PrefixUser    = "user.replfs."
+	StateDir      = ".replfs"
+	// BrickPathXattr, read on the root of a replfs mount, gives the
+	// brick's absolute path: mount(8) shows the fsname= name in its
+	// place when one is set. Not listed, not settable.
+	BrickPathXattr   = "user.replfs.brick"
 	IndexDir         = ".replfs/gfid"
 	ErrBadGFIDString = constErr("malformed gfid")
 )

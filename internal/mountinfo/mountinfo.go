@@ -4,8 +4,13 @@ package mountinfo
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/replfs/replfs/internal/gfid"
 )
 
 // Entry is one mount.
@@ -13,7 +18,25 @@ type Entry struct {
 	Device     string // major:minor; for FUSE the minor is the fusectl connection number
 	Mountpoint string
 	FSType     string // e.g. "ext4", "fuse.replfs"
-	Source     string // for a replfs mount: the brick
+	Source     string // for a replfs mount: the brick, unless mounted with fsname=
+}
+
+// Brick returns the brick of a replfs mount: its source when that is a
+// brick (the common case, and no request to the mount), else what the
+// mount's root answers for gfid.BrickPathXattr (a mount with fsname=);
+// "" when neither tells.
+func (e Entry) Brick() string {
+	if filepath.IsAbs(e.Source) {
+		if fi, err := os.Stat(filepath.Join(e.Source, gfid.StateDir, "brick.json")); err == nil && fi.Mode().IsRegular() {
+			return e.Source
+		}
+	}
+	var buf [4096]byte
+	n, err := unix.Getxattr(e.Mountpoint, gfid.BrickPathXattr, buf[:])
+	if err != nil || n == 0 {
+		return ""
+	}
+	return string(buf[:n])
 }
 
 // Read returns every mount of this process's mount namespace.
