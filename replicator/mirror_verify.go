@@ -17,6 +17,9 @@ import (
 // ErrNotTarget: a directory is not a replfs target.
 var ErrNotTarget = errors.New("not a replfs mirror")
 
+// ErrIndexStale: a directory's gfid-index entry does not lead to it.
+var ErrIndexStale = errors.New("gfid index entry leads elsewhere")
+
 // Attach opens an existing mirror of brickID without changing anything.
 func (m *Mirror) Attach(brickID string) error {
 	fi, err := os.Stat(m.path)
@@ -51,12 +54,62 @@ func (m *Mirror) Attach(brickID string) error {
 	return nil
 }
 
+// List reads directory dir where its index entry leads, after checking
+// that the directory there is dir: a stale or missing entry is
+// ErrIndexStale (a directory the walk found by name, that the replicator
+// would not find by gfid), never another directory's listing.
 func (m *Mirror) List(dir gfid.GFID) ([]FullEntry, error) {
 	dp, err := m.dirPath(dir)
 	if err != nil {
+		if isNoEntry(err) {
+			return nil, fmt.Errorf("mirror %s: directory %s: %w (%v)", m.path, dir, ErrIndexStale, err)
+		}
 		return nil, err
 	}
-	return listFull(&m.t, dp, dir == gfid.Root)
+	fd, err := openDir(dp)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("mirror %s: directory %s: %w (to %s, which is gone)", m.path, dir, ErrIndexStale, dp)
+		}
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var v [16]byte
+	n, err := unix.Fgetxattr(fd, m.t.gfidX, v[:])
+	if err != nil && err != unix.ENODATA {
+		return nil, &fs.PathError{Op: "getxattr gfid", Path: dp, Err: err}
+	}
+	if got := gfid.GFID(v); n != 16 || got != dir {
+		m.forgetDirs()
+		what := "has no gfid"
+		if n == 16 {
+			what = "is " + got.String()
+		}
+		return nil, fmt.Errorf("mirror %s: directory %s: %w (to %s, which %s)", m.path, dir, ErrIndexStale, dp, what)
+	}
+	return listFullFD(&m.t, fd, dp, dir == gfid.Root)
+}
+
+func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
+	p, err := m.child(parent, name)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	if st.Mode&sIFMT != sIFDIR {
+		return fmt.Errorf("mirror %s: repoint %s: %s is not a directory", m.path, g, p)
+	}
+	if got, err := m.t.gfidAt(p); err != nil || got != g {
+		if err == nil {
+			err = fmt.Errorf("it has gfid %s", gfidString(got))
+		}
+		return fmt.Errorf("mirror %s: repoint %s to %s: %w", m.path, g, p, err)
+	}
+	m.forgetDirs()
+	return m.setDirPointer(g, parent, name)
 }
 
 func (m *Mirror) LookupFull(parent gfid.GFID, name string) (FullEntry, bool, error) {

@@ -93,6 +93,8 @@ func RepairAction(k DiffKind, keepExtra bool) string {
 		return "setxattr"
 	case DiffHardlink:
 		return "relink"
+	case DiffIndex:
+		return "repoint"
 	case DiffChanged:
 		return "sync"
 	}
@@ -406,6 +408,8 @@ func (r *repairer) fix(s *syncer, d Difference, force map[gfid.GFID]string) erro
 		})
 	case DiffHardlink:
 		return entry(func() error { return r.t.Relink(g, parent, name) })
+	case DiffIndex:
+		return entry(func() error { return r.t.Repoint(g, parent, name) })
 	case DiffSize:
 		s.data[g] = struct{}{}
 	case DiffContent:
