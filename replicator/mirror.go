@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -65,6 +66,12 @@ type Mirror struct {
 	// the mirror: an initial sync asks for every gfid before making it.
 	// Until the first stime is set (the end of the first crawl or batch).
 	fresh atomic.Bool
+
+	// dirLocks serialize, per directory (by hash of its path), the
+	// replacement of names by WriteFile: each saves the directory's times,
+	// renames, and puts them back, and two calls interleaved in one
+	// directory would put back a time the other's rename made.
+	dirLocks [dirLockStripes]sync.Mutex
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
@@ -780,7 +787,9 @@ func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, 
 		return n, err
 	}
 	// Replacing a name changes its directory's times, which a content
-	// update must not: they are put back.
+	// update must not: they are put back, under the directories' locks.
+	unlock := m.lockDirs(live)
+	defer unlock()
 	dirTimes := make(map[string][2]unix.Timespec, len(live))
 	for _, p := range live {
 		d := filepath.Dir(p)
@@ -808,6 +817,32 @@ func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, 
 		}
 	}
 	return n, nil
+}
+
+// dirLockStripes is how many locks Mirror.dirLocks spreads directories over.
+const dirLockStripes = 64
+
+// lockDirs locks the directories holding paths (in lock order, each lock
+// once) and returns the function that unlocks them.
+func (m *Mirror) lockDirs(paths []string) func() {
+	var held [dirLockStripes]bool
+	for _, p := range paths {
+		h := fnv.New32a()
+		h.Write([]byte(filepath.Dir(p)))
+		held[h.Sum32()%uint32(len(held))] = true
+	}
+	for i, ok := range held {
+		if ok {
+			m.dirLocks[i].Lock()
+		}
+	}
+	return func() {
+		for i, ok := range held {
+			if ok {
+				m.dirLocks[i].Unlock()
+			}
+		}
+	}
 }
 
 func (m *Mirror) writeInPlace(ip string, src *os.File, a Attr, x Xattrs) (int64, error) {
