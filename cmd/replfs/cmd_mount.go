@@ -192,6 +192,14 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 	}
 	defer log.Sync()
 	absBrick, _ := filepath.Abs(brick)
+	// Signals are caught from before the kernel mount exists: a SIGTERM
+	// sent as soon as the mount shows (by a test, or systemd stopping the
+	// unit) unmounts cleanly instead of killing the daemon with the
+	// journal unsealed. One that comes before the mount is ready is
+	// handled once it is.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	srv, err := fs.Mount(fs.Config{
 		Brick:           brick,
 		Mountpoint:      mnt,
@@ -232,9 +240,6 @@ func runMount(brick, mnt string, mo options.Mount, foreground bool, readyFD int)
 	report(nil)
 	sdNotify("READY=1")
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	select {
 	case s := <-sig:
 		log.Info("signal: unmounting", zap.Stringer("signal", s))
