@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
@@ -88,5 +89,100 @@ func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 			t.Fatalf("round %d: after %d parallel content updates, the directory's mtime is %v, want %v (unchanged)",
 				round, files, got, want)
 		}
+	}
+}
+
+// brickDir makes directory rel under brick root as gfid g, with its gfid
+// xattr and index pointer (parent/name), as the mount does.
+func brickDir(t *testing.T, root, rel string, g, parent gfid.GFID) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(p, gfid.XattrTrusted, g[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	if g == gfid.Root {
+		return
+	}
+	setPointer(t, root, g, parent, filepath.Base(rel))
+}
+
+func setPointer(t *testing.T, root string, g, parent gfid.GFID, name string) {
+	t.Helper()
+	ip := filepath.Join(root, g.IndexPath())
+	if err := os.MkdirAll(filepath.Dir(ip), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(gfid.DirPointer(parent, name), ip+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ip+".new", ip); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A directory's attributes are synced while a rename of one of its
+// ancestors is between its two steps on the brick (renamed, index pointer
+// not yet rewritten): its brick path leads nowhere for a moment. The sync
+// must wait for the rename, not take the directory for gone and skip it
+// (which left the mirror with the times its new entries gave it).
+func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
+	root := t.TempDir()
+	brickRoot := filepath.Join(root, "brick")
+	a, d := gfid.New(), gfid.New()
+	brickDir(t, brickRoot, ".", gfid.Root, gfid.Zero)
+	brickDir(t, brickRoot, "A", a, gfid.Root)
+	brickDir(t, brickRoot, "A/D", d, a)
+	old := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	if err := os.Chtimes(filepath.Join(brickRoot, "A/D"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	b := &brickTree{tree{root: brickRoot, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}
+
+	m := NewMirror(filepath.Join(root, "mirror"))
+	if err := os.Mkdir(m.path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Open("brick-" + gfid.New().String()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	now := time.Now().UnixNano()
+	for _, e := range []struct {
+		parent, g gfid.GFID
+		name      string
+	}{{gfid.Root, a, "A"}, {a, d, "D"}} {
+		if err := m.Make(e.parent, e.name, e.g, Attr{Mode: sIFDIR | 0o755, Atime: now, Mtime: now}, "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The brick's A is renamed; its index pointer follows 300 ms later.
+	if err := os.Rename(filepath.Join(brickRoot, "A"), filepath.Join(brickRoot, "A2")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(300 * time.Millisecond)
+		setPointer(t, brickRoot, a, gfid.Root, "A2")
+	}()
+	s := newSyncer(b, m, zap.NewNop(), &counters{}, 1, false)
+	err := s.retry("meta", d, "A2/D", func() error { return s.syncMeta(d) })
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.c.failures.Load(); n != 0 {
+		t.Fatalf("%d failures counted", n)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(m.path, "A/D"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(0, st.Mtim.Nano()); !got.Equal(old) {
+		t.Fatalf("mirror A/D mtime %v, want the brick's %v: its attributes were skipped during the rename", got, old)
 	}
 }

@@ -561,7 +561,11 @@ func (s *syncer) syncMeta(g gfid.GFID) error {
 	bp, a, err := s.brickStat(g)
 	if err != nil {
 		if isNoEntry(err) {
-			return nil
+			// A directory whose path leads nowhere while its index entry
+			// is there is being renamed on the brick (errUnstable, which
+			// retry waits out), not gone: skipping it would leave the
+			// target's times as the entries made in it set them.
+			_, err = s.b.hasStable(g)
 		}
 		return err
 	}
