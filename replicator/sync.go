@@ -448,8 +448,10 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 			bp = s.b.at(d+"/"+name, g)
 		}
 		if bp == "" {
+			// Checked to hold g: mid-rename of an ancestor it does not
+			// (errUnstable, which retry waits out).
 			var err error
-			if bp, err = s.b.dirPath(g); err != nil {
+			if bp, err = s.b.stableDirPath(g); err != nil {
 				return err
 			}
 		}
