@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -73,5 +74,51 @@ func TestVerifyFindsStaleDirectoryIndexAndRepairRepointsIt(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(mir, p)); err == nil {
 			t.Errorf("replication wrote %s on the mirror", p)
 		}
+	}
+}
+
+// A file whose gfid-index entry is gone from the mirror (the replicator
+// reaches file content by gfid) is reported as a hardlink difference, and
+// repair indexes the name that holds it again, after which replication
+// updates it.
+func TestRepairReindexesAFileMissingFromTheMirrorIndex(t *testing.T) {
+	f, mir := syncedPair(t, func(b string) {
+		must(t, os.MkdirAll(filepath.Join(b, "d"), 0o755))
+		writeFile(t, filepath.Join(b, "d/f"), "one\n")
+		must(t, os.Link(filepath.Join(b, "d/f"), filepath.Join(b, "d/f2")))
+	}, 30*time.Second)
+	ip := filepath.Join(mir, gfidAt(t, filepath.Join(mir, "d/f")).IndexPath())
+	must(t, os.Remove(ip))
+
+	r, rep, ok := verifyJSON(t, "verify", f.Brick, mir)
+	expectCode(t, r, 1, "verify of a mirror missing a file's index entry")
+	if ok {
+		tr := oneTarget(t, rep, mir, false)
+		if len(tr.Differences) == 0 {
+			t.Fatal("no difference reported")
+		}
+		for _, d := range tr.Differences {
+			if d.Kind != "hardlink" || (d.Path != "d/f" && d.Path != "d/f2") {
+				t.Errorf("unexpected difference %s", d)
+			}
+		}
+	}
+	r = run(t, "repair", f.Brick, mir)
+	expectCode(t, r, 0, "repair")
+	r = run(t, "verify", f.Brick, mir)
+	expectCode(t, r, 0, "verify after repair")
+	var st, sf syscall.Stat_t
+	must(t, syscall.Lstat(ip, &st))
+	must(t, syscall.Lstat(filepath.Join(mir, "d/f"), &sf))
+	if st.Ino != sf.Ino || st.Nlink != 3 {
+		t.Errorf("index entry inode %d with %d links; want d/f's inode %d, linked from d/f, d/f2 and the index", st.Ino, st.Nlink, sf.Ino)
+	}
+	noTreeDiffs(t, f.Brick, mir)
+
+	f.mount(t, "rollover=100ms", "mirror="+mir)
+	writeFile(t, f.m("d/f"), "two\n")
+	converge(t, f.Brick, mir, 30*time.Second)
+	if b, err := os.ReadFile(filepath.Join(mir, "d/f2")); err != nil || string(b) != "two\n" {
+		t.Errorf("mirror d/f2 = %q, %v after the update through d/f", b, err)
 	}
 }

@@ -194,6 +194,19 @@ func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
 		return err
 	}
 	ip := m.t.indexPath(g)
+	var st unix.Stat_t
+	if err := unix.Lstat(ip, &st); err == unix.ENOENT {
+		// The index has lost g (a crash between making the name and
+		// indexing it, or damage): this name's inode becomes g's.
+		return m.Adopt(parent, name, g)
+	}
+	var pst unix.Stat_t
+	if unix.Lstat(p, &pst) == nil && pst.Ino == st.Ino && pst.Dev == st.Dev {
+		// Already that inode (rename(2) of a link over another link of
+		// the same inode would do nothing and leave the temporary link):
+		// only its name list may lack this name.
+		return m.editNames(ip, nil, &nameRef{parent, name})
+	}
 	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+".link"+strconv.FormatUint(m.tmpSeq.Add(1), 10))
 	if err := unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, tmp, 0); err != nil {
 		if err == unix.ENOENT {
