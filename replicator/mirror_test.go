@@ -22,14 +22,7 @@ import (
 // must still leave that directory's times as they found them.
 func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 	root := t.TempDir()
-	m := NewMirror(filepath.Join(root, "mirror"))
-	if err := os.Mkdir(m.path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Open("brick-" + gfid.New().String()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newTestMirror(t, root)
 
 	now := time.Now().UnixNano()
 	dirG := gfid.New()
@@ -92,6 +85,21 @@ func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 	}
 }
 
+// newTestMirror makes and opens a new mirror at root/mirror, closed at
+// the end of the test.
+func newTestMirror(t *testing.T, root string) *Mirror {
+	t.Helper()
+	m := NewMirror(filepath.Join(root, "mirror"))
+	if err := os.Mkdir(m.path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Open("brick-" + gfid.New().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // brickDir makes directory rel under brick root as gfid g, with its gfid
 // xattr and index pointer (parent/name), as the mount does.
 func brickDir(t *testing.T, root, rel string, g, parent gfid.GFID) {
@@ -141,14 +149,7 @@ func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 	}
 	b := &brickTree{tree{root: brickRoot, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}
 
-	m := NewMirror(filepath.Join(root, "mirror"))
-	if err := os.Mkdir(m.path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Open("brick-" + gfid.New().String()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newTestMirror(t, root)
 	now := time.Now().UnixNano()
 	for _, e := range []struct {
 		parent, g gfid.GFID
