@@ -211,15 +211,35 @@ func (m *Mirror) Check() error {
 func (m *Mirror) Close() error { return nil }
 
 // dirPath resolves directory g through a cache that dir renames and
-// removals clear.
+// removals clear. A directory missing from it costs one index read: its
+// parent's path comes from the cache too (a walk from the root, as verify
+// and a crawl make, finds every parent there).
 func (m *Mirror) dirPath(g gfid.GFID) (string, error) {
+	return m.dirPathDepth(g, 0)
+}
+
+func (m *Mirror) dirPathDepth(g gfid.GFID, depth int) (string, error) {
 	m.mu.Lock()
 	p, ok := m.dirs[g]
 	m.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	p, err := m.t.dirPath(g)
+	var err error
+	if g == gfid.Root || g == limbo {
+		p, err = m.t.dirPath(g)
+	} else {
+		if depth > 4096 {
+			return "", fmt.Errorf("%s: gfid index: pointer loop at %s", m.path, g)
+		}
+		var parent gfid.GFID
+		var name string
+		if parent, name, err = m.t.dirParent(g); err == nil {
+			if p, err = m.dirPathDepth(parent, depth+1); err == nil {
+				p += "/" + name
+			}
+		}
+	}
 	if err != nil {
 		return "", err
 	}
