@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -523,6 +524,18 @@ func encodeNames(refs []nameRef) []byte {
 		}
 	}
 	return b
+}
+
+func (m *Mirror) Parents(g gfid.GFID) ([]gfid.GFID, error) {
+	v, err := xattr.LGet(m.t.indexPath(g), m.namesX)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, xattr.ENOATTR) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	ps := decodeParents(v)
+	return slices.DeleteFunc(ps, func(p gfid.GFID) bool { return p == limbo }), nil
 }
 
 func decodeParents(b []byte) []gfid.GFID {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/journal"
 )
 
 // WriteFile replaces a file's content by renaming a new inode over its
@@ -185,5 +186,77 @@ func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 	}
 	if got := time.Unix(0, st.Mtim.Nano()); !got.Equal(old) {
 		t.Fatalf("mirror A/D mtime %v, want the brick's %v: its attributes were skipped during the rename", got, old)
+	}
+}
+
+// After a restart, the first batches replay records the last daemon may
+// have been applying when it died, possibly inside a content update,
+// after renaming the new content over a name and before putting back its
+// directory's times. A replayed data record whose content is already on
+// the mirror then changes nothing on its own: the replay must still bring
+// the file's directory back to the brick's times.
+func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
+	root := t.TempDir()
+	brickRoot := filepath.Join(root, "brick")
+	d, g := gfid.New(), gfid.New()
+	brickDir(t, brickRoot, ".", gfid.Root, gfid.Zero)
+	brickDir(t, brickRoot, "D", d, gfid.Root)
+	fp := filepath.Join(brickRoot, "D/f")
+	if err := os.WriteFile(fp, []byte("content\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(fp, gfid.XattrTrusted, g[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	ip := filepath.Join(brickRoot, g.IndexPath())
+	if err := os.MkdirAll(filepath.Dir(ip), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(fp, ip); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	for _, p := range []string{fp, filepath.Join(brickRoot, "D")} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &brickTree{tree{root: brickRoot, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}
+
+	m := newTestMirror(t, root)
+	if err := m.Make(gfid.Root, "D", d, Attr{Mode: sIFDIR | 0o755, Atime: old.UnixNano(), Mtime: old.UnixNano()}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateFile(d, "f", g, src, Attr{Mode: sIFREG | 0o644, Size: 8, Atime: old.UnixNano(), Mtime: old.UnixNano()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	mdir := filepath.Join(m.path, "D")
+	mtime := func() time.Time {
+		var st unix.Stat_t
+		if err := unix.Lstat(mdir, &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(0, st.Mtim.Nano())
+	}
+	for _, replay := range []bool{false, true} {
+		// What a content update cut short leaves: the rename's time.
+		if err := os.Chtimes(mdir, time.Now(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		s := newSyncer(b, m, zap.NewNop(), &counters{}, 2, false)
+		s.replay = replay
+		if err := s.applyRecords([]journal.Record{{Op: journal.OpData, GFID: g}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mtime(); replay && !got.Equal(old) {
+			t.Fatalf("after a replayed data record, mirror D's mtime is %v, want the brick's %v", got, old)
+		} else if !replay && got.Equal(old) {
+			t.Logf("a live data record also restored the directory's times")
+		}
 	}
 }

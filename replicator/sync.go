@@ -79,6 +79,12 @@ type syncer struct {
 	poolMu   sync.Mutex // guards deferred while the pool runs
 	creating bool       // create new files with content through the pool (hybrid)
 	list     *lister    // lists the brick ahead of a full hybrid crawl
+	// replay: the batch replays records written before the worker started
+	// (a restart): the last batch before it may have stopped inside a
+	// content update, between renaming over a name and putting back its
+	// directory's times, so the directories of its files get their
+	// attributes compared too.
+	replay bool
 }
 
 func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
@@ -186,6 +192,17 @@ func (s *syncer) finish() error {
 		}
 		if err := s.retry("meta", g, "", func() error { return s.syncMeta(g) }); err != nil {
 			return err
+		}
+	}
+	if s.replay {
+		for g := range s.data {
+			ps, err := s.t.Parents(g)
+			if err != nil {
+				return classify(err)
+			}
+			for _, p := range ps {
+				s.dirMeta[p] = struct{}{}
+			}
 		}
 	}
 	for g := range s.data {

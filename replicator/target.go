@@ -102,6 +102,9 @@ type Target interface {
 	// Relink replaces parent/name, which holds a separate copy of g (not
 	// the inode g's other names share), with a hard link to that inode.
 	Relink(g, parent gfid.GFID, name string) error
+	// Parents returns the directories holding non-directory g's names, as
+	// far as the target knows (none when it does not hold g).
+	Parents(g gfid.GFID) ([]gfid.GFID, error)
 	// Repoint makes directory g's index entry lead to parent/name, which
 	// holds it (List found the entry leading elsewhere: ErrIndexStale).
 	Repoint(g, parent gfid.GFID, name string) error

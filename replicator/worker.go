@@ -352,6 +352,9 @@ func (w *worker) apply() error {
 	start := time.Now()
 	bytes0, files0, fail0 := w.c.bytes.Load(), w.c.files.Load(), w.c.failures.Load()
 	s := newSyncer(w.b, w.t, w.log, &w.c, w.cfg.SyncJobs, w.cfg.IgnoreDeletes)
+	w.mu.Lock()
+	s.replay = w.crawl == CrawlHistory
+	w.mu.Unlock()
 	if err := s.applyRecords(w.batch); err != nil {
 		return err
 	}
