@@ -217,11 +217,10 @@ func readWrite(dst, src int, size int64) (int64, error) {
 	return off, nil
 }
 
-// xattrNames lists xattr names with one call in the common case (a small
-// list), where pkg/xattr asks for the size first.
-func xattrNames(list func([]byte) (int, error)) ([]string, error) {
-	var small [1024]byte
-	buf := small[:]
+// listXattrs reads an xattr name list with list: one call in the common
+// case (a short list), where pkg/xattr asks for the size first.
+func listXattrs(list func([]byte) (int, error)) ([]byte, error) {
+	buf := make([]byte, 1024)
 	for {
 		n, err := list(buf)
 		if err == unix.ERANGE {
@@ -235,28 +234,25 @@ func xattrNames(list func([]byte) (int, error)) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		var names []string
-		for b := buf[:n]; len(b) > 0; {
-			k := bytes.IndexByte(b, 0)
-			if k < 0 {
-				k = len(b)
-			}
-			if k > 0 {
-				names = append(names, string(b[:k]))
-			}
-			b = b[min(k+1, len(b)):]
-		}
-		return names, nil
+		return buf[:n], nil
 	}
 }
 
-// userXattrs reads the xattrs named by names (replfs's own skipped) with get.
-func userXattrs(names []string, get func(string) ([]byte, error)) (Xattrs, error) {
+// userXattrs reads, with get, the xattrs named in list (as listxattr(2)
+// returns it) but replfs's own; one removed meanwhile is left out.
+func userXattrs(list []byte, get func(name string) ([]byte, error)) (Xattrs, error) {
 	var x Xattrs
-	for _, n := range names {
-		if ownXattr(n) {
+	for len(list) > 0 {
+		k := bytes.IndexByte(list, 0)
+		if k < 0 {
+			k = len(list)
+		}
+		name := list[:k]
+		list = list[min(k+1, len(list)):]
+		if len(name) == 0 || ownXattr(string(name)) {
 			continue
 		}
+		n := string(name)
 		v, err := get(n)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
@@ -272,28 +268,51 @@ func userXattrs(names []string, get func(string) ([]byte, error)) (Xattrs, error
 	return x, nil
 }
 
+// xattrValue reads one xattr value with get, whatever its size: into a
+// small buffer first, then into one of the size get(nil) reports.
+func xattrValue(get func([]byte) (int, error)) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := get(buf)
+		if err == unix.ERANGE {
+			size, err := get(nil)
+			if err != nil {
+				return nil, err
+			}
+			buf = make([]byte, size+256)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
 // readXattrs reads every xattr of p but replfs's own.
 func readXattrs(p string) (Xattrs, error) {
-	names, err := xattrNames(func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
+	list, err := listXattrs(func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
 		}
 		return nil, &fs.PathError{Op: "listxattr", Path: p, Err: err}
 	}
-	return userXattrs(names, func(n string) ([]byte, error) { return xattr.LGet(p, n) })
+	return userXattrs(list, func(n string) ([]byte, error) { return xattr.LGet(p, n) })
 }
 
 // fdXattrs reads every xattr of file name, open as fd, but replfs's own.
 func fdXattrs(fd int, name string) (Xattrs, error) {
-	names, err := xattrNames(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
+	list, err := listXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
 		}
 		return nil, &fs.PathError{Op: "flistxattr", Path: name, Err: err}
 	}
-	return userXattrs(names, func(n string) ([]byte, error) { return fgetxattr(fd, n) })
+	return userXattrs(list, func(n string) ([]byte, error) {
+		return xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+	})
 }
 
 // prefetch asks the kernel to start reading the head of a file the pool
@@ -302,27 +321,6 @@ func fdXattrs(fd int, name string) (Xattrs, error) {
 func prefetch(fd int, size int64) {
 	if size > 0 {
 		unix.Fadvise(fd, 0, min(size, prefetchMax), unix.FADV_WILLNEED)
-	}
-}
-
-// fgetxattr reads xattr n of fd, whatever its size.
-func fgetxattr(fd int, n string) ([]byte, error) {
-	var small [1024]byte
-	buf := small[:]
-	for {
-		k, err := unix.Fgetxattr(fd, n, buf)
-		if err == unix.ERANGE {
-			size, err := unix.Fgetxattr(fd, n, nil)
-			if err != nil {
-				return nil, err
-			}
-			buf = make([]byte, size+1024)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return bytes.Clone(buf[:k]), nil
 	}
 }
 

@@ -1,7 +1,6 @@
 package replicator
 
 import (
-	"io/fs"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -85,9 +84,9 @@ func (l *lister) walk(dp string, g gfid.GFID, root bool) bool {
 // entry's attributes and gfid (skipping .replfs at the root).
 func (l *lister) list(dp string, root bool) listing {
 	ls := listing{path: dp}
-	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openDir(dp)
 	if err != nil {
-		ls.err = &fs.PathError{Op: "open", Path: dp, Err: err}
+		ls.err = err
 		return ls
 	}
 	defer unix.Close(fd)
@@ -95,31 +94,7 @@ func (l *lister) list(dp string, root bool) listing {
 	if n, err := unix.Fgetxattr(fd, l.b.gfidX, v[:]); err == nil && n == 16 {
 		ls.g = gfid.GFID(v)
 	}
-	names, err := readNamesFD(fd, dp)
-	if err != nil {
-		ls.err = err
-		return ls
-	}
-	ls.ents = make([]DirEntry, 0, len(names))
-	for _, d := range names {
-		if root && d.name == gfid.StateDir {
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, d.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
-				continue
-			}
-			ls.err = &fs.PathError{Op: "lstat", Path: dp + "/" + d.name, Err: err}
-			return ls
-		}
-		g, err := l.b.gfidAt(dp + "/" + d.name)
-		if err != nil {
-			ls.err = err
-			return ls
-		}
-		ls.ents = append(ls.ents, DirEntry{Name: d.name, GFID: g, Mode: st.Mode & sIFMT, Attr: attrOf(&st)})
-	}
+	ls.ents, ls.err = readDirFD(&l.b.tree, fd, dp, root)
 	return ls
 }
 

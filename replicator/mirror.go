@@ -355,36 +355,6 @@ func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
 	return readDir(&m.t, dp, dir == gfid.Root)
 }
 
-// readDir lists a tree's directory with each entry's gfid (skipping
-// .replfs at the root).
-func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
-	names, err := readNames(dp)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]DirEntry, 0, len(names))
-	for _, d := range names {
-		n := d.name
-		if root && n == gfid.StateDir {
-			continue
-		}
-		p := dp + "/" + n
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			if err == unix.ENOENT {
-				continue
-			}
-			return nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
-		}
-		g, err := t.gfidAt(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, DirEntry{Name: n, GFID: g, Mode: st.Mode & sIFMT, Attr: attrOf(&st)})
-	}
-	return out, nil
-}
-
 func (m *Mirror) Where(g gfid.GFID) (gfid.GFID, string, error) { return m.t.dirParent(g) }
 
 func (m *Mirror) Xattrs(g gfid.GFID) (Xattrs, error) {

@@ -101,6 +101,15 @@ func newTestMirror(t *testing.T, root string) *Mirror {
 	return m
 }
 
+// newTestBrick makes a brick root at root/brick, as the tree a replicator
+// reads.
+func newTestBrick(t *testing.T, root string) (*brickTree, string) {
+	t.Helper()
+	p := filepath.Join(root, "brick")
+	brickDir(t, p, ".", gfid.Root, gfid.Zero)
+	return &brickTree{tree{root: p, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}, p
+}
+
 // brickDir makes directory rel under brick root as gfid g, with its gfid
 // xattr and index pointer (parent/name), as the mount does.
 func brickDir(t *testing.T, root, rel string, g, parent gfid.GFID) {
@@ -139,16 +148,14 @@ func setPointer(t *testing.T, root string, g, parent gfid.GFID, name string) {
 // (which left the mirror with the times its new entries gave it).
 func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 	root := t.TempDir()
-	brickRoot := filepath.Join(root, "brick")
+	b, brickRoot := newTestBrick(t, root)
 	a, d := gfid.New(), gfid.New()
-	brickDir(t, brickRoot, ".", gfid.Root, gfid.Zero)
 	brickDir(t, brickRoot, "A", a, gfid.Root)
 	brickDir(t, brickRoot, "A/D", d, a)
 	old := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	if err := os.Chtimes(filepath.Join(brickRoot, "A/D"), old, old); err != nil {
 		t.Fatal(err)
 	}
-	b := &brickTree{tree{root: brickRoot, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}
 
 	m := newTestMirror(t, root)
 	now := time.Now().UnixNano()
@@ -197,9 +204,8 @@ func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 // the file's directory back to the brick's times.
 func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
 	root := t.TempDir()
-	brickRoot := filepath.Join(root, "brick")
+	b, brickRoot := newTestBrick(t, root)
 	d, g := gfid.New(), gfid.New()
-	brickDir(t, brickRoot, ".", gfid.Root, gfid.Zero)
 	brickDir(t, brickRoot, "D", d, gfid.Root)
 	fp := filepath.Join(brickRoot, "D/f")
 	if err := os.WriteFile(fp, []byte("content\n"), 0o644); err != nil {
@@ -221,7 +227,6 @@ func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := &brickTree{tree{root: brickRoot, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}
 
 	m := newTestMirror(t, root)
 	if err := m.Make(gfid.Root, "D", d, Attr{Mode: sIFDIR | 0o755, Atime: old.UnixNano(), Mtime: old.UnixNano()}, "", nil); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -245,10 +246,15 @@ func readNames(dp string) ([]dirent, error) {
 	return readNamesFD(fd, dp)
 }
 
+// direntBufs are getdents buffers, reused: a walk lists every directory.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // readNamesFD is readNames on directory dp open as fd.
 func readNamesFD(fd int, dp string) ([]dirent, error) {
 	var out []dirent
-	buf := make([]byte, 32<<10)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
@@ -284,5 +290,53 @@ func readNamesFD(fd int, dp string) ([]dirent, error) {
 		}
 		return strings.Compare(a.name, b.name)
 	})
+	return out, nil
+}
+
+// readDir lists directory dp (.replfs skipped at the root of a brick or
+// mirror) with each entry's attributes and gfid.
+func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
+	fd, err := openDir(dp)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return readDirFD(t, fd, dp, root)
+}
+
+// readDirFD is readDir of dp open as fd: each entry is read relative to
+// fd, in inode order. An entry removed meanwhile is left out; a gfid
+// xattr that is not 16 bytes reads as none.
+func readDirFD(t *tree, fd int, dp string, root bool) ([]DirEntry, error) {
+	names, err := readNamesFD(fd, dp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DirEntry, 0, len(names))
+	for _, d := range names {
+		n := d.name
+		if root && n == gfid.StateDir {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return nil, &fs.PathError{Op: "lstat", Path: dp + "/" + n, Err: err}
+		}
+		e := DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}
+		var g [16]byte
+		k, err := getxattrAt(fd, n, dp+"/"+n, t.gfidX, g[:])
+		switch {
+		case err == nil && k == 16:
+			e.GFID = gfid.GFID(g)
+		case err == unix.ENOENT:
+			continue
+		case err != nil && err != unix.ENODATA && err != unix.ERANGE:
+			return nil, &fs.PathError{Op: "getxattr gfid", Path: dp + "/" + n, Err: err}
+		}
+		out = append(out, e)
+	}
 	return out, nil
 }

@@ -4,13 +4,10 @@ import (
 	"errors"
 	"io/fs"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/replfs/replfs/internal/gfid"
 )
 
 // FullEntry is a directory entry with everything a verify compares
@@ -20,8 +17,6 @@ type FullEntry struct {
 	Xattrs Xattrs // user-visible xattrs
 	Link   string // symlink target
 }
-
-var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // listFull lists directory dp of tree t with each entry's attributes,
 // gfid, xattrs and symlink target. It reads the directory through one
@@ -44,46 +39,19 @@ func openDir(dp string) (int, error) {
 	return fd, nil
 }
 
-// listFullFD is listFull of the directory open as fd.
+// listFullFD is listFull of the directory open as fd: readDirFD's
+// listing, with each entry's xattrs and symlink target.
 func listFullFD(t *tree, fd int, dp string, root bool) ([]FullEntry, error) {
-	bp := direntBufs.Get().(*[]byte)
-	defer direntBufs.Put(bp)
-	var names []string
-	for {
-		n, err := unix.ReadDirent(fd, *bp)
-		if err != nil {
-			return nil, &fs.PathError{Op: "readdir", Path: dp, Err: err}
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent((*bp)[:n], -1, names)
+	ents, err := readDirFD(t, fd, dp, root)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]FullEntry, 0, len(names))
+	out := make([]FullEntry, 0, len(ents))
 	var lbuf [4096]byte
-	for _, n := range names {
-		if root && n == gfid.StateDir {
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
-				continue
-			}
-			return nil, &fs.PathError{Op: "lstat", Path: dp + "/" + n, Err: err}
-		}
+	for _, de := range ents {
+		n := de.Name
 		p := dp + "/" + n
-		e := FullEntry{DirEntry: DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}}
-		var g [16]byte
-		k, err := getxattrAt(fd, n, p, t.gfidX, g[:])
-		switch {
-		case err == nil && k == 16:
-			e.GFID = gfid.GFID(g)
-		case err == unix.ENOENT:
-			continue
-		case err != nil && err != unix.ENODATA && err != unix.ERANGE:
-			return nil, &fs.PathError{Op: "getxattr gfid", Path: p, Err: err}
-		}
+		e := FullEntry{DirEntry: de}
 		if e.Xattrs, err = dirXattrs(fd, n, p); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue
@@ -105,7 +73,7 @@ func listFullFD(t *tree, fd int, dp string, root bool) ([]FullEntry, error) {
 	return out, nil
 }
 
-// dirXattrs reads the xattrs of name in directory dfd (path p) but
+// dirXattrs reads the xattrs of entry in directory dfd (path p) but
 // replfs's own, with one listxattr when it has none (the common case)
 // instead of the two a size query costs. dfd < 0: by path.
 func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
@@ -120,55 +88,9 @@ func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
 		}
 		return nil, err
 	}
-	var x Xattrs
-	for b := buf[:n]; len(b) > 0; {
-		i := 0
-		for i < len(b) && b[i] != 0 {
-			i++
-		}
-		name := string(b[:i])
-		if i < len(b) {
-			i++
-		}
-		b = b[i:]
-		if name == "" || ownXattr(name) {
-			continue
-		}
-		v, err := getxattrAll(dfd, entry, p, name)
-		if err != nil {
-			if err == unix.ENODATA {
-				continue
-			}
-			return nil, err
-		}
-		if x == nil {
-			x = make(Xattrs)
-		}
-		x[name] = v
-	}
-	return x, nil
-}
-
-func getxattrAll(dfd int, entry, p, name string) ([]byte, error) {
-	var small [256]byte
-	n, err := getxattrAt(dfd, entry, p, name, small[:])
-	if err == nil {
-		return append([]byte(nil), small[:n]...), nil
-	}
-	if err != unix.ERANGE {
-		return nil, err
-	}
-	for size := 4096; size <= 1<<20; size *= 4 {
-		v := make([]byte, size)
-		n, err := getxattrAt(dfd, entry, p, name, v)
-		if err == nil {
-			return v[:n], nil
-		}
-		if err != unix.ERANGE {
-			return nil, err
-		}
-	}
-	return nil, unix.E2BIG
+	return userXattrs(buf[:n], func(name string) ([]byte, error) {
+		return xattrValue(func(b []byte) (int, error) { return getxattrAt(dfd, entry, p, name, b) })
+	})
 }
 
 // xattrAt: whether the kernel has getxattrat(2)/listxattrat(2) (Linux
@@ -179,6 +101,21 @@ type xattrArgs struct {
 	value uint64
 	size  uint32
 	flags uint32
+}
+
+// atResult takes the result of a getxattrat/listxattrat call and records
+// whether the kernel has them; ok is false when it has not (ENOSYS), and
+// the caller walks the path instead.
+func atResult(r uintptr, e unix.Errno) (n int, ok bool, err error) {
+	if e == unix.ENOSYS {
+		xattrAt.Store(-1)
+		return 0, false, nil
+	}
+	xattrAt.Store(1)
+	if e != 0 {
+		return 0, true, e
+	}
+	return int(r), true, nil
 }
 
 // getxattrAt reads xattr attr of entry in directory dfd without
@@ -201,14 +138,9 @@ func getxattrAt(dfd int, entry, p, attr string, buf []byte) (int, error) {
 		r, _, e := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
 			unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(ap)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
 		runtime.KeepAlive(buf)
-		if e != unix.ENOSYS {
-			xattrAt.Store(1)
-			if e != 0 {
-				return 0, e
-			}
-			return int(r), nil
+		if n, ok, err := atResult(r, e); ok {
+			return n, err
 		}
-		xattrAt.Store(-1)
 	}
 	return unix.Lgetxattr(p, attr, buf)
 }
@@ -228,14 +160,9 @@ func listxattrAt(dfd int, entry, p string, buf []byte) (int, error) {
 		r, _, e := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
 			unix.AT_SYMLINK_NOFOLLOW, uintptr(bp), uintptr(len(buf)), 0)
 		runtime.KeepAlive(buf)
-		if e != unix.ENOSYS {
-			xattrAt.Store(1)
-			if e != 0 {
-				return 0, e
-			}
-			return int(r), nil
+		if n, ok, err := atResult(r, e); ok {
+			return n, err
 		}
-		xattrAt.Store(-1)
 	}
 	return unix.Llistxattr(p, buf)
 }

@@ -54,14 +54,11 @@ func newMountCmd() *cobra.Command {
 			if fake {
 				return nil
 			}
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return err
-				}
-				pprof.StartCPUProfile(f)
-				defer pprof.StopCPUProfile()
+			stop, err := startCPUProfile(cpuprofile)
+			if err != nil {
+				return err
 			}
+			defer stop()
 			if foreground || readyFD > 0 {
 				return runMount(args[0], args[1], mo, foreground, readyFD)
 			}
@@ -341,5 +338,25 @@ func startReplication(srv *fs.Server, mo options.Mount, log *zap.Logger) (func()
 			ctl.Close()
 			mgr.Stop()
 		})
+	}, nil
+}
+
+// startCPUProfile writes a CPU profile to path (none when path is "")
+// until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}, nil
 }

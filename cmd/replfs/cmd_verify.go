@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"syscall"
@@ -122,14 +121,11 @@ the walk goes on).`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return err
-				}
-				pprof.StartCPUProfile(f)
-				defer pprof.StopCPUProfile()
+			stop, err := startCPUProfile(cpuprofile)
+			if err != nil {
+				return err
 			}
+			defer stop()
 			b, err := openBrick(args[0])
 			if err != nil {
 				return err
