@@ -34,6 +34,17 @@ func (f failingTarget) HashDir(dir gfid.GFID, reqs []replicator.HashReq) error {
 	return err
 }
 
+func (f failingTarget) List(dir gfid.GFID, hashBelow int64) ([]replicator.FullEntry, error) {
+	ents, err := f.Mirror.List(dir, hashBelow)
+	for i := range ents {
+		if dir == f.badDir && ents[i].Name == f.badName && ents[i].Hashed {
+			ents[i].Sum, ents[i].N = contenthash.Sum{}, 0
+			ents[i].HashErr = &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}
+		}
+	}
+	return ents, err
+}
+
 func (f failingTarget) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	if g == f.bad {
 		return contenthash.Sum{}, 0, &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}

@@ -58,7 +58,7 @@ func (m *Mirror) Attach(brickID string) error {
 // that the directory there is dir: a stale or missing entry is
 // ErrIndexStale (a directory the walk found by name, that the replicator
 // would not find by gfid), never another directory's listing.
-func (m *Mirror) List(dir gfid.GFID) ([]FullEntry, error) {
+func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
 	dp, err := m.dirPath(dir)
 	if err != nil {
 		if isNoEntry(err) {
@@ -87,7 +87,7 @@ func (m *Mirror) List(dir gfid.GFID) ([]FullEntry, error) {
 		}
 		return nil, fmt.Errorf("mirror %s: directory %s: %w (to %s, which %s)", m.path, dir, ErrIndexStale, dp, what)
 	}
-	return listFullFD(&m.t, fd, dp, dir == gfid.Root)
+	return listFullFD(&m.t, fd, dp, dir == gfid.Root, hashBelow)
 }
 
 func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {

@@ -111,9 +111,11 @@ type Target interface {
 
 	// List returns directory dir's entries with their xattrs, symlink
 	// targets and index inodes: what a verify compares, in one call per
-	// directory (one round trip for a remote target). LookupFull is List
-	// for one name; found is false when parent/name does not exist.
-	List(dir gfid.GFID) ([]FullEntry, error)
+	// directory (one round trip for a remote target). The regular files
+	// smaller than hashBelow (0: none) are hashed too (FullEntry.Hashed),
+	// where the data is. LookupFull is List for one name, without hashing;
+	// found is false when parent/name does not exist.
+	List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error)
 	LookupFull(parent gfid.GFID, name string) (e FullEntry, found bool, err error)
 	// Hash returns the HighwayHash-256 of regular file g's content (computed
 	// where the data is, so that comparing costs no transfer) and its

@@ -232,6 +232,7 @@ func (t *tree) lookup(parent gfid.GFID, name string) (g gfid.GFID, st unix.Stat_
 type dirent struct {
 	name string
 	ino  uint64
+	typ  uint8 // d_type: unix.DT_REG, ..., DT_UNKNOWN where the file system does not say
 }
 
 // readNames lists directory dp in inode order: on a cold cache, looking
@@ -276,7 +277,7 @@ func readNamesFD(fd int, dp string) ([]dirent, error) {
 				name = name[:k]
 			}
 			if s := string(name); s != "." && s != ".." {
-				out = append(out, dirent{name: s, ino: binary.NativeEndian.Uint64(b[0:8])})
+				out = append(out, dirent{name: s, ino: binary.NativeEndian.Uint64(b[0:8]), typ: b[18]})
 			}
 			b = b[reclen:]
 		}

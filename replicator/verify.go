@@ -195,7 +195,7 @@ func (v *Verifier) Run(ctx context.Context) (VerifySummary, error) {
 	}
 	root.GFID = gfid.Root
 	v.entries.Add(1)
-	v.compare(".", gfid.Zero, v.b.root, root, troot, nil)
+	v.compare(entryPath{bdir: v.b.root, name: "."}, gfid.Zero, root, troot, nil)
 	v.walkDir("", gfid.Zero, gfid.Root, v.b.root, root.Attr)
 	v.walkWG.Wait()
 	close(v.hashes)
@@ -290,10 +290,16 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	if v.ctx.Err() != nil {
 		return
 	}
+	// With --checksum every regular file of equal size is hashed: the
+	// small ones are hashed by the listings, while each is open anyway.
+	var hashBelow int64
+	if v.opt.Checksum {
+		hashBelow = inlineHash
+	}
 	bfd, err := openDir(bdp)
 	var bents []FullEntry
 	if err == nil {
-		bents, err = listFullFD(&v.b.tree, bfd, bdp, g == gfid.Root)
+		bents, err = listFullFD(&v.b.tree, bfd, bdp, g == gfid.Root, hashBelow)
 		if err != nil {
 			unix.Close(bfd)
 		}
@@ -309,7 +315,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 		}
 		return
 	}
-	tents, err := v.t.List(g)
+	tents, err := v.t.List(g, hashBelow)
 	if err != nil {
 		unix.Close(bfd)
 		if errors.Is(err, ErrIndexStale) && parent != gfid.Zero {
@@ -348,8 +354,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 			i++
 			j++
 			v.entries.Add(1)
-			r := joinRel(rel, be.Name)
-			if v.compare(r, g, bdp+"/"+be.Name, *be, *te, &small) {
+			if v.compare(entryPath{rel, bdp, be.Name}, g, *be, *te, &small) {
 				subdirs = append(subdirs, *be)
 			}
 		}
@@ -420,10 +425,24 @@ func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC333
 // compare reports the differences between brick entry be (at bpath) and
 // target entry te, both named rel in directory parent. It returns true
 // when both are the same directory, to be descended into.
-func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te FullEntry, small *[]hashJob) bool {
-	ds, hash := v.diffEntry(rel, parent, be, te)
+func (v *Verifier) compare(p entryPath, parent gfid.GFID, be, te FullEntry, small *[]hashJob) bool {
+	ds, hash := v.diffEntry(p, parent, be, te)
+	if be.Hashed {
+		v.bytes.Add(be.N)
+	}
+	if hash && be.Hashed && te.Hashed && be.HashErr == nil && te.HashErr == nil &&
+		be.Sum == te.Sum && be.N == te.N && be.N == be.Attr.Size {
+		hash = false // the listings' sums match
+	}
 	if hash {
-		j := hashJob{rel: rel, parent: parent, bpath: bpath, a: be.Attr, g: be.GFID, diffs: ds, name: be.Name}
+		j := hashJob{rel: p.rel(), parent: parent, bpath: p.brick(), a: be.Attr, g: be.GFID, diffs: ds, name: be.Name}
+		if be.Hashed && te.Hashed {
+			// Different, or unreadable: hashed again on both sides, by
+			// hash, which tells a file the live brick changed meanwhile
+			// from a damaged copy, and reports what it cannot read.
+			v.hash(j)
+			return false
+		}
 		if be.Attr.Size < inlineHash && small != nil {
 			*small = append(*small, j)
 		} else {
@@ -431,20 +450,32 @@ func (v *Verifier) compare(rel string, parent gfid.GFID, bpath string, be, te Fu
 		}
 		return false
 	}
-	v.report(rel, parent, be.Attr.Ctime >= v.after, ds)
+	if len(ds) > 0 {
+		v.report(p.rel(), parent, be.Attr.Ctime >= v.after, ds)
+	}
 	return be.Mode == sIFDIR && te.Mode == sIFDIR && be.GFID == te.GFID && be.GFID != gfid.Zero
 }
 
+// entryPath names an entry being compared: dir and name relative to the
+// brick root, bdir the brick directory holding it. The strings are joined
+// only for a report or a hash job; most entries need neither.
+type entryPath struct {
+	dir, bdir, name string
+}
+
+func (p entryPath) rel() string   { return joinRel(p.dir, p.name) }
+func (p entryPath) brick() string { return p.bdir + "/" + p.name }
+
 // diffEntry lists the differences of everything but content; hash tells
 // that the content must be compared too.
-func (v *Verifier) diffEntry(rel string, parent gfid.GFID, be, te FullEntry) (ds []Difference, hash bool) {
-	ps := ""
-	if parent != gfid.Zero {
-		ps = parent.String()
-	}
+func (v *Verifier) diffEntry(p entryPath, parent gfid.GFID, be, te FullEntry) (ds []Difference, hash bool) {
 	g := be.GFID
+	rel := ""
 	d := func(k DiffKind, b, t string) {
-		ds = append(ds, Difference{Path: rel, GFID: gfidString(g), Kind: k, Brick: b, Target: t, Parent: ps})
+		if rel == "" {
+			rel = p.rel()
+		}
+		ds = append(ds, Difference{Path: rel, GFID: gfidString(g), Kind: k, Brick: b, Target: t, Parent: gfidString(parent)})
 	}
 	if be.Mode != te.Mode {
 		d(DiffType, typeName(be.Mode), typeName(te.Mode))
@@ -491,7 +522,7 @@ func (v *Verifier) diffEntry(rel string, parent gfid.GFID, be, te FullEntry) (ds
 			d(DiffHardlink, fmt.Sprintf("%d links", max(a.Nlink, 2)-1), "not indexed")
 			return ds, false
 		case err != nil:
-			v.fail(rel, fmt.Errorf("target: %w", err))
+			v.fail(p.rel(), fmt.Errorf("target: %w", err))
 			return ds, false
 		case ia.Ino != ta.Ino:
 			d(DiffHardlink, fmt.Sprintf("%d links", max(a.Nlink, 2)-1), "separate copy")
@@ -666,9 +697,9 @@ func (v *Verifier) recheckOne(it recheckItem) ([]Difference, gfid.GFID) {
 	if !tfound {
 		return []Difference{{Kind: DiffMissing}}, be.GFID
 	}
-	ds, hash := v.diffEntry(it.rel, it.parent, be, te)
+	ds, hash := v.diffEntry(entryPath{name: it.rel}, it.parent, be, te)
 	if be.Mode == sIFDIR && te.Mode == sIFDIR && be.GFID == te.GFID {
-		if _, err := v.t.List(be.GFID); errors.Is(err, ErrIndexStale) {
+		if _, err := v.t.List(be.GFID, 0); errors.Is(err, ErrIndexStale) {
 			ds = append(ds, Difference{Kind: DiffIndex})
 		}
 	}

@@ -6,9 +6,9 @@ package contenthash
 
 import (
 	"encoding/hex"
+	"hash"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/minio/highwayhash"
 	"golang.org/x/sys/unix"
@@ -23,23 +23,51 @@ func (s Sum) String() string { return hex.EncodeToString(s[:]) }
 // for detecting corruption and differences, not for authentication.
 var key = []byte("replfs content checksum key v1\x00\x00")
 
-var bufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// hasher is a read buffer and a digest, reused: a verify hashes
+// thousands of files, and a fresh digest and buffer for each would be
+// garbage to collect and memory to clear.
+type hasher struct {
+	buf []byte
+	h   hash.Hash
+	sum Sum // where h writes its sum (a local would escape through the interface)
+}
 
-// Reader hashes r to its end and returns the sum and the byte count.
-func Reader(r io.Reader) (Sum, int64, error) {
+// free holds idle hashers. Unlike a sync.Pool it is not emptied by each
+// garbage collection, which made every walker allocate and clear a new
+// 1 MiB buffer after each one.
+var free = make(chan *hasher, 16)
+
+func getHasher() *hasher {
+	select {
+	case x := <-free:
+		return x
+	default:
+	}
 	h, err := highwayhash.New(key)
 	if err != nil {
 		panic(err) // the key has the right length
 	}
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, *bp)
-	var s Sum
-	if err != nil {
-		return s, n, err
+	return &hasher{buf: make([]byte, 1<<20), h: h}
+}
+
+func putHasher(x *hasher) {
+	select {
+	case free <- x:
+	default:
 	}
-	h.Sum(s[:0])
-	return s, n, nil
+}
+
+// Reader hashes r to its end and returns the sum and the byte count.
+func Reader(r io.Reader) (Sum, int64, error) {
+	x := getHasher()
+	defer putHasher(x)
+	x.h.Reset()
+	n, err := io.CopyBuffer(x.h, struct{ io.Reader }{r}, x.buf)
+	if err != nil {
+		return Sum{}, n, err
+	}
+	x.h.Sum(x.sum[:0])
+	return x.sum, n, nil
 }
 
 // File hashes f's content from offset 0.
@@ -59,31 +87,34 @@ func Bytes(b []byte) Sum { return highwayhash.Sum(b, key) }
 // size the caller saw, or -1: a short read that ends exactly there is
 // taken as the end of the file, which saves the read that would return 0.
 func FD(fd int, expect int64) (Sum, int64, error) {
-	h, err := highwayhash.New(key)
-	if err != nil {
-		panic(err)
-	}
-	bp := bufs.Get().(*[]byte)
-	defer bufs.Put(bp)
+	x := getHasher()
+	defer putHasher(x)
 	var n int64
-	var s Sum
 	for {
-		k, err := unix.Read(fd, *bp)
+		k, err := unix.Read(fd, x.buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return s, n, err
+			return Sum{}, n, err
+		}
+		if n == 0 && int64(k) == expect && k < len(x.buf) {
+			// The whole file in one read (most files): hashed at once,
+			// without the digest's copying into blocks.
+			return highwayhash.Sum(x.buf[:k], key), int64(k), nil
+		}
+		if n == 0 {
+			x.h.Reset()
 		}
 		if k == 0 {
 			break
 		}
-		h.Write((*bp)[:k])
+		x.h.Write(x.buf[:k])
 		n += int64(k)
-		if n == expect && k < len(*bp) {
+		if n == expect && k < len(x.buf) {
 			break
 		}
 	}
-	h.Sum(s[:0])
-	return s, n, nil
+	x.h.Sum(x.sum[:0])
+	return x.sum, n, nil
 }

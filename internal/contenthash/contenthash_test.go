@@ -40,3 +40,34 @@ func TestFileMatchesBytesAndSeesOneFlippedBit(t *testing.T) {
 		t.Fatalf("key is %d bytes, HighwayHash needs 32", len(key))
 	}
 }
+
+// TestFDSmallFilesMatchStreaming: FD hashes a file read in one call with
+// the one-shot sum; it must equal the streaming digest for every size
+// around HighwayHash's 32-byte blocks and the 1 MiB read buffer, and for
+// sizes the caller got wrong.
+func TestFDSmallFilesMatchStreaming(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 31, 32, 33, 64, 1000, 1<<20 - 1, 1 << 20, 1<<20 + 1} {
+		data := bytes.Repeat([]byte{0x5a, 0x00, 0xff, 0x13, 0x77}, size/5+1)[:size]
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, wn, err := Reader(bytes.NewReader(data))
+		if err != nil || wn != int64(size) {
+			t.Fatalf("Reader: %v, %d bytes", err, wn)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, expect := range []int64{-1, int64(size), int64(size) - 1, int64(size) + 1} {
+			f.Seek(0, 0)
+			s, n, err := FD(int(f.Fd()), expect)
+			if err != nil || n != int64(size) || s != want {
+				t.Errorf("size %d, expect %d: FD %s, %d bytes, %v; streaming %s", size, expect, s, n, err, want)
+			}
+		}
+		f.Close()
+	}
+}
