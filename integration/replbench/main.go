@@ -149,6 +149,8 @@ func syncRun(root, src string) (syncRatios, rsyncSecs, replSecs []float64) {
 // verifyResult is the outcome of the verify section, per measured round.
 type verifyResult struct {
 	replfs, rsync, rsyncHX []float64 // seconds
+	floor                  []float64 // seconds: syscallFloor
+	ratiosFloor            []float64 // rsync / floor
 	ratios, ratiosHX       []float64 // rsync / replfs
 	codes                  []int     // exit codes of replfs verify
 	items                  []int     // rsync's itemized changes other than directories
@@ -160,6 +162,8 @@ type verifyResult struct {
 // --checksum -n` (which compares hard links and xattrs as replfs does). rsync -n with --checksum still
 // reads and hashes every file of equal size on both sides (it lists a
 // flipped byte with size and mtime kept), so both do the same reading.
+// It also times syscallFloor: the system calls alone, the most any verify
+// could gain on this machine.
 func verifyRun(root, src string) verifyResult {
 	dir := filepath.Join(root, "verify")
 	defer os.RemoveAll(dir)
@@ -176,14 +180,16 @@ func verifyRun(root, src string) verifyResult {
 	fmt.Printf("\nverify: warm-up: replfs verify exit %d, rsync %d itemized non-directory changes\n", code, items)
 	var v verifyResult
 	for r := range *rounds {
-		order := []string{"rsync", "replfs", "rsyncHX"}
-		for range r % 3 {
+		order := []string{"rsync", "replfs", "rsyncHX", "floor"}
+		for range r % len(order) {
 			order = append(order[1:], order[0])
 		}
-		var tr, tx, tp float64
+		var tr, tx, tp, tf float64
 		for _, who := range order {
 			t0 := time.Now()
 			switch who {
+			case "floor":
+				tf = syscallFloor(brick, mir).Seconds()
 			case "replfs":
 				code, out := replfsVerify(brick, mir)
 				tp = time.Since(t0).Seconds()
@@ -204,8 +210,10 @@ func verifyRun(root, src string) verifyResult {
 				}
 			}
 		}
-		fmt.Printf("round %d: verify --checksum replfs %.2fs, rsync -a --checksum -n %.2fs (rsync/replfs %.2fx), rsync -aHX %.2fs (%.2fx)\n",
-			r+1, tp, tr, tr/tp, tx, tx/tp)
+		fmt.Printf("round %d: verify --checksum replfs %.2fs, rsync -a --checksum -n %.2fs (rsync/replfs %.2fx), rsync -aHX %.2fs (%.2fx), syscall floor %.2fs (rsync/floor %.2fx)\n",
+			r+1, tp, tr, tr/tp, tx, tx/tp, tf, tr/tf)
+		v.floor = append(v.floor, tf)
+		v.ratiosFloor = append(v.ratiosFloor, tr/tf)
 		v.replfs = append(v.replfs, tp)
 		v.rsync = append(v.rsync, tr)
 		v.rsyncHX = append(v.rsyncHX, tx)
@@ -229,6 +237,8 @@ func (v verifyResult) table() {
 	fmt.Printf("| rsync/replfs (median of ratios; target >= 2x) | %.2fx |\n", median(v.ratios))
 	fmt.Printf("| same pair: rsync -aHX --checksum -n, the metadata replfs compares (median) | %.2f s |\n", median(v.rsyncHX))
 	fmt.Printf("| rsync -aHX/replfs (median of ratios) | %.2fx |\n", median(v.ratiosHX))
+	fmt.Printf("| the system calls alone a verify --checksum must make, raw, no hashing (median) | %.2f s |\n", median(v.floor))
+	fmt.Printf("| rsync/floor: the best any verify could do here (median of ratios) | %.2fx |\n", median(v.ratiosFloor))
 	fmt.Printf("| in sync per replfs (exit 0) / per rsync (no itemized file) | %s / %s |\n",
 		inSync(v.codes), inSync(v.items))
 }
