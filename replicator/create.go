@@ -217,25 +217,10 @@ func readWrite(dst, src int, size int64) (int64, error) {
 	return off, nil
 }
 
-// listXattrs reads an xattr name list with list: one call in the common
-// case (a short list), where pkg/xattr asks for the size first.
+// listXattrs returns the xattr name list that list reads, whatever its
+// size.
 func listXattrs(list func([]byte) (int, error)) ([]byte, error) {
-	buf := make([]byte, 1024)
-	for {
-		n, err := list(buf)
-		if err == unix.ERANGE {
-			size, err := list(nil)
-			if err != nil {
-				return nil, err
-			}
-			buf = make([]byte, size+1024)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return growRead(make([]byte, 1024), list)
 }
 
 // userXattrs reads, with get, the xattrs named in list (as listxattr(2)
@@ -268,10 +253,15 @@ func userXattrs(list []byte, get func(name string) ([]byte, error)) (Xattrs, err
 	return x, nil
 }
 
-// xattrValue reads one xattr value with get, whatever its size: into a
-// small buffer first, then into one of the size get(nil) reports.
+// xattrValue reads one xattr value with get, whatever its size.
 func xattrValue(get func([]byte) (int, error)) ([]byte, error) {
-	buf := make([]byte, 256)
+	return growRead(make([]byte, 256), get)
+}
+
+// growRead reads with get into buf first and, while get says ERANGE, into
+// a buffer of the size get(nil) reports, with room for some growth.
+func growRead(buf []byte, get func([]byte) (int, error)) ([]byte, error) {
+	slack := len(buf)
 	for {
 		n, err := get(buf)
 		if err == unix.ERANGE {
@@ -279,7 +269,7 @@ func xattrValue(get func([]byte) (int, error)) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			buf = make([]byte, size+256)
+			buf = make([]byte, size+slack)
 			continue
 		}
 		if err != nil {
@@ -301,18 +291,29 @@ func readXattrs(p string) (Xattrs, error) {
 	return userXattrs(list, func(n string) ([]byte, error) { return xattr.LGet(p, n) })
 }
 
-// fdXattrs reads every xattr of file name, open as fd, but replfs's own.
-func fdXattrs(fd int, name string) (Xattrs, error) {
-	list, err := listXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, &fs.PathError{Op: "flistxattr", Path: name, Err: err}
+// fdXattrs reads every xattr but replfs's own of file dir/name (name alone
+// when dir is ""), open as fd: one flistxattr when it has none (the
+// common case), without a size query. The path is joined only for an error.
+func fdXattrs(fd int, dir, name string) (Xattrs, error) {
+	var buf [1024]byte
+	n, err := unix.Flistxattr(fd, buf[:])
+	list := buf[:max(n, 0)]
+	if err == unix.ERANGE {
+		list, err = listXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 	}
-	return userXattrs(list, func(n string) ([]byte, error) {
-		return xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
-	})
+	if err == nil {
+		var x Xattrs
+		x, err = userXattrs(list, func(n string) ([]byte, error) {
+			return xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+		})
+		if err == nil {
+			return x, nil
+		}
+	}
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil, nil
+	}
+	return nil, &fs.PathError{Op: "xattrs", Path: joinRel(dir, name), Err: err}
 }
 
 // prefetch asks the kernel to start reading the head of a file the pool

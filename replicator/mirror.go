@@ -102,24 +102,30 @@ func ReadTargetInfo(dir string) (TargetInfo, bool, error) {
 	return ti, true, nil
 }
 
+// readInfo checks that the mirror directory exists, is a directory and is
+// not a brick, and reads its target.json (ok is false when it has none).
+func (m *Mirror) readInfo() (TargetInfo, bool, error) {
+	fi, err := os.Stat(m.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return TargetInfo{}, false, fmt.Errorf("mirror %s does not exist", m.path)
+		}
+		return TargetInfo{}, false, fmt.Errorf("mirror %s: %w", m.path, err)
+	}
+	if !fi.IsDir() {
+		return TargetInfo{}, false, fmt.Errorf("mirror %s is not a directory", m.path)
+	}
+	if _, err := os.Stat(filepath.Join(m.state(), "brick.json")); err == nil {
+		return TargetInfo{}, false, fmt.Errorf("%s is a replfs brick, not a mirror", m.path)
+	}
+	return ReadTargetInfo(m.path)
+}
+
 // Open checks the mirror directory and makes it a mirror of brickID on
 // first use. A directory that is a brick, or a mirror of another brick, is
 // refused.
 func (m *Mirror) Open(brickID string) error {
-	fi, err := os.Stat(m.path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("mirror %s does not exist", m.path)
-		}
-		return fmt.Errorf("mirror %s: %w", m.path, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("mirror %s is not a directory", m.path)
-	}
-	if _, err := os.Stat(filepath.Join(m.state(), "brick.json")); err == nil {
-		return fmt.Errorf("mirror %s is a replfs brick, not a mirror", m.path)
-	}
-	ti, ok, err := ReadTargetInfo(m.path)
+	ti, ok, err := m.readInfo()
 	if err != nil {
 		return err
 	}

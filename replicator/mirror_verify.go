@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -22,20 +21,7 @@ var ErrIndexStale = errors.New("gfid index entry leads elsewhere")
 
 // Attach opens an existing mirror of brickID without changing anything.
 func (m *Mirror) Attach(brickID string) error {
-	fi, err := os.Stat(m.path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("mirror %s does not exist", m.path)
-		}
-		return fmt.Errorf("mirror %s: %w", m.path, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("mirror %s is not a directory", m.path)
-	}
-	if _, err := os.Stat(filepath.Join(m.state(), "brick.json")); err == nil {
-		return fmt.Errorf("%s is a replfs brick, not a mirror", m.path)
-	}
-	ti, ok, err := ReadTargetInfo(m.path)
+	ti, ok, err := m.readInfo()
 	if err != nil {
 		return err
 	}

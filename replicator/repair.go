@@ -456,7 +456,7 @@ func (r *repairer) copy(g gfid.GFID) error {
 		return err
 	}
 	defer f.Close()
-	x, err := fdXattrs(int(f.Fd()), f.Name())
+	x, err := fdXattrs(int(f.Fd()), "", f.Name())
 	if err != nil {
 		return err
 	}

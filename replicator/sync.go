@@ -510,7 +510,7 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 // createFile makes parent/name on the target as regular file g, from f
 // (open on the brick, with attributes a).
 func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFile, a Attr) error {
-	x, err := fdXattrs(f.fd, f.name)
+	x, err := fdXattrs(f.fd, "", f.name)
 	if err != nil {
 		return err
 	}
@@ -563,7 +563,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 	if a.Size == ta.Size && a.Mtime == ta.Mtime {
 		return s.syncMeta(g)
 	}
-	x, err := fdXattrs(int(f.Fd()), f.Name())
+	x, err := fdXattrs(int(f.Fd()), "", f.Name())
 	if err != nil {
 		return err
 	}

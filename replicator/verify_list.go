@@ -155,23 +155,8 @@ func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (FullEntry, b
 	case err != nil && err != unix.ENODATA && err != unix.ERANGE:
 		return e, false, &fs.PathError{Op: "getxattr gfid", Path: p(), Err: err}
 	}
-	var buf [1024]byte
-	switch n, err := unix.Flistxattr(fd, buf[:]); {
-	case err == unix.ERANGE:
-		e.Xattrs, err = fdXattrs(fd, p())
-		if err != nil {
-			return e, false, err
-		}
-	case err == unix.ENOTSUP:
-	case err != nil:
-		return e, false, &fs.PathError{Op: "listxattr", Path: p(), Err: err}
-	default:
-		e.Xattrs, err = userXattrs(buf[:n], func(name string) ([]byte, error) {
-			return xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
-		})
-		if err != nil {
-			return e, false, &fs.PathError{Op: "getxattr", Path: p(), Err: err}
-		}
+	if e.Xattrs, err = fdXattrs(fd, dp, name); err != nil {
+		return e, false, err
 	}
 	if st.Size < hashBelow {
 		e.Hashed = true

@@ -154,16 +154,12 @@ the walk goes on).`,
 				}
 				mirrors = append(mirrors, m)
 			}
-			var rep *reportWriter
-			if report != "" {
-				if rep, err = newReport(report, c.OutOrStdout(), b.Path, checksum); err != nil {
-					return verifyErr("report %s: %v", report, err)
-				}
-				defer rep.abort()
+			rep, out, err := openReport(c, report, b.Path, checksum)
+			if err != nil {
+				return err
 			}
-			out := c.OutOrStdout()
-			if report == "-" {
-				out = c.ErrOrStderr()
+			if rep != nil {
+				defer rep.abort()
 			}
 			ctx, stop := signalContext()
 			defer stop()
@@ -327,6 +323,24 @@ type reportWriter struct {
 	err       error
 }
 
+// openReport starts the --json report at path (none when path is "") and
+// returns where the human summary goes: stderr when the report takes
+// stdout.
+func openReport(c *cobra.Command, path, brick string, checksum bool) (*reportWriter, io.Writer, error) {
+	out := c.OutOrStdout()
+	if path == "" {
+		return nil, out, nil
+	}
+	rep, err := newReport(path, out, brick, checksum)
+	if err != nil {
+		return nil, nil, verifyErr("report %s: %v", path, err)
+	}
+	if path == "-" {
+		out = c.ErrOrStderr()
+	}
+	return rep, out, nil
+}
+
 func newReport(path string, stdout io.Writer, brick string, checksum bool) (*reportWriter, error) {
 	r := &reportWriter{path: path}
 	if path == "-" {
@@ -469,16 +483,12 @@ is something to do), 2 error.`,
 					return exitcode.Coded{Code: verifyError, Err: err}
 				}
 			}
-			var rep *reportWriter
-			if report != "" {
-				if rep, err = newReport(report, c.OutOrStdout(), b.Path, checksum); err != nil {
-					return verifyErr("report %s: %v", report, err)
-				}
-				defer rep.abort()
+			rep, out, err := openReport(c, report, b.Path, checksum)
+			if err != nil {
+				return err
 			}
-			out := c.OutOrStdout()
-			if report == "-" {
-				out = c.ErrOrStderr()
+			if rep != nil {
+				defer rep.abort()
 			}
 			ctx, stop := signalContext()
 			defer stop()
