@@ -143,4 +143,3 @@ func (m *Mirror) Check() error {
 	}
 	return nil
 }
-
