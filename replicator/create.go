@@ -38,8 +38,13 @@ func (m *Mirror) initCreator() {
 	// user.* xattr needs write permission on the inode otherwise).
 	c.finalMode = c.uid == 0 && m.info.Xattr == "trusted" && c.umask != ^uint32(0)
 	var st unix.Stat_t
-	if unix.Stat(m.path+"/"+gfid.IndexDir, &st) != nil || st.Mode&unix.S_ISGID != 0 {
+	if fd, err := m.openRel(gfid.IndexDir); err != nil {
 		c.chownAll = true
+	} else {
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_ISGID != 0 {
+			c.chownAll = true
+		}
+		unix.Close(fd)
 	}
 	m.cr = c
 }
@@ -80,25 +85,25 @@ func (c *creator) needChown(a Attr) bool {
 	return c.chownAll || a.UID != c.uid || a.GID != c.gid
 }
 
-// openNew creates index entry ip as a new regular file for writing; a
-// leftover of a transfer cut short is replaced, a live entry is
-// fs.ErrExist.
-func (m *Mirror) openNew(ip string, mode uint32) (int, error) {
-	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_CLOEXEC
-	fd, err := unix.Open(ip, flags, mode)
+// openNew creates dfd/name (an index entry or a temporary file) as a new
+// regular file for writing; a leftover of a transfer cut short is
+// replaced, a live entry is fs.ErrExist.
+func (m *Mirror) openNew(dfd int, name string, mode uint32) (int, error) {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dfd, name, flags, mode)
 	if err == unix.EEXIST {
 		var st unix.Stat_t
-		if unix.Lstat(ip, &st) == nil && st.Nlink > 1 {
+		if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Nlink > 1 {
 			return -1, fs.ErrExist // the target has g already
 		}
-		unix.Unlink(ip) // left by a transfer cut short
-		fd, err = unix.Open(ip, flags, mode)
+		unix.Unlinkat(dfd, name, 0) // left by a transfer cut short
+		fd, err = unix.Openat(dfd, name, flags, mode)
 	}
 	if err != nil {
 		if err == unix.EEXIST {
 			return -1, fs.ErrExist
 		}
-		return -1, &fs.PathError{Op: "create", Path: ip, Err: err}
+		return -1, &fs.PathError{Op: "create", Path: name, Err: err}
 	}
 	return fd, nil
 }

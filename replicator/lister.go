@@ -84,7 +84,7 @@ func (l *lister) walk(dp string, g gfid.GFID, root bool) bool {
 // entry's attributes and gfid (skipping .replfs at the root).
 func (l *lister) list(dp string, root bool) listing {
 	ls := listing{path: dp}
-	fd, err := openDir(dp)
+	fd, err := l.b.openDir(dp)
 	if err != nil {
 		ls.err = err
 		return ls

@@ -1,26 +1,18 @@
 package replicator
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pkg/xattr"
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 const (
@@ -45,12 +37,23 @@ type TargetInfo struct {
 
 // Mirror is a directory target: a brick-shaped tree (same names, gfids in
 // xattrs, its own gfid index) on another disk or filesystem.
+//
+// Everything found in a mirror is untrusted (whoever can write its disk
+// may have changed it), so no path in it is resolved by the kernel
+// following symlinks: every directory is opened below the mirror root's
+// descriptor with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), a
+// directory reached through the index must carry the gfid it was looked
+// up by, and every change is made with an *at call on the last name,
+// never following it (internal/layout).
 type Mirror struct {
 	path string
 	t    tree
 	info TargetInfo
 
-	namesX string // xattr listing a non-directory's names
+	rootMu sync.Mutex
+	root   atomic.Pointer[layout.Root]
+
+	namesX string // xattr listing a non-directory's parent directories
 	stimeX string
 
 	mu   sync.Mutex // guards dirs
@@ -67,7 +70,7 @@ type Mirror struct {
 	// Until the first stime is set (the end of the first crawl or batch).
 	fresh atomic.Bool
 
-	// dirLocks serialize, per directory (by hash of its path), the
+	// dirLocks serialize, per directory (by hash of its gfid), the
 	// replacement of names by WriteFile: each saves the directory's times,
 	// renames, and puts them back, and two calls interleaved in one
 	// directory would put back a time the other's rename made.
@@ -83,50 +86,154 @@ func (m *Mirror) Kind() string { return "mirror" }
 // ID returns the mirror's identity (valid after Open).
 func (m *Mirror) ID() string { return m.info.ID }
 
-func (m *Mirror) state() string { return filepath.Join(m.path, gfid.StateDir) }
-
-func (m *Mirror) Close() error { return nil }
-
-// dirPath resolves directory g through a cache that dir renames and
-// removals clear. A directory missing from it costs one index read: its
-// parent's path comes from the cache too (a walk from the root, as verify
-// and a crawl make, finds every parent there).
-func (m *Mirror) dirPath(g gfid.GFID) (string, error) {
-	return m.dirPathDepth(g, 0)
+// rootDir returns the mirror root, opened on first use (after Open's
+// checks) and kept: every path below it is resolved from this descriptor.
+func (m *Mirror) rootDir() (*layout.Root, error) {
+	if r := m.root.Load(); r != nil {
+		return r, nil
+	}
+	m.rootMu.Lock()
+	defer m.rootMu.Unlock()
+	if r := m.root.Load(); r != nil {
+		return r, nil
+	}
+	r, err := layout.OpenRoot(m.path)
+	if err != nil {
+		return nil, fmt.Errorf("mirror %w", err)
+	}
+	m.root.Store(r)
+	return r, nil
 }
 
-func (m *Mirror) dirPathDepth(g gfid.GFID, depth int) (string, error) {
-	m.mu.Lock()
-	p, ok := m.dirs[g]
-	m.mu.Unlock()
-	if ok {
+// Close releases the mirror root; a later use opens it again.
+func (m *Mirror) Close() error {
+	m.rootMu.Lock()
+	defer m.rootMu.Unlock()
+	if r := m.root.Swap(nil); r != nil {
+		return r.Close()
+	}
+	return nil
+}
+
+// openRel opens directory rel below the root.
+func (m *Mirror) openRel(rel string) (int, error) {
+	r, err := m.rootDir()
+	if err != nil {
+		return -1, err
+	}
+	return r.OpenDir(rel)
+}
+
+// bucket opens the index directory of g, making it when make is set.
+func (m *Mirror) bucket(g gfid.GFID, make bool) (int, string, error) {
+	r, err := m.rootDir()
+	if err != nil {
+		return -1, "", err
+	}
+	if !make {
+		return r.Bucket(g)
+	}
+	if _, ok := m.made.Load(bucketKey(g)); ok {
+		if fd, name, err := r.Bucket(g); err == nil {
+			return fd, name, nil
+		}
+	}
+	fd, name, err := r.MakeBucket(g)
+	if err == nil {
+		m.made.Store(bucketKey(g), true)
+	}
+	return fd, name, err
+}
+
+// bucketKey names g's xx/yy index directory.
+func bucketKey(g gfid.GFID) uint16 { return uint16(g[0])<<8 | uint16(g[1]) }
+
+// pointer reads directory g's index pointer: its parent and name. A
+// missing entry, or one that is not a pointer replfs wrote (a user's
+// symlink is indexed by a hard link to it), is fs.ErrNotExist: g is not a
+// directory of this mirror.
+func (m *Mirror) pointer(g gfid.GFID) (gfid.GFID, string, error) {
+	bfd, name, err := m.bucket(g, false)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return gfid.Zero, "", errNoEntry
+		}
+		return gfid.Zero, "", err
+	}
+	defer unix.Close(bfd)
+	parent, dir, isRoot, err := layout.ReadPointer(bfd, name)
+	switch {
+	case err == unix.ENOENT || errors.Is(err, layout.ErrNotPointer):
+		return gfid.Zero, "", fmt.Errorf("mirror %s: %s is not a directory: %w", m.path, g, fs.ErrNotExist)
+	case err != nil:
+		return gfid.Zero, "", &fs.PathError{Op: "readlink", Path: m.path + "/" + g.IndexPath(), Err: err}
+	case isRoot:
+		return gfid.Zero, "", fmt.Errorf("mirror %s: index: %s points at the root: %w", m.path, g, fs.ErrNotExist)
+	}
+	return parent, dir, nil
+}
+
+// Where returns directory g's parent and name.
+func (m *Mirror) Where(g gfid.GFID) (gfid.GFID, string, error) { return m.pointer(g) }
+
+// dirRel returns the root-relative path of directory g: cached, or built
+// from the chain of index pointers (no kernel symlink-depth limit). The
+// path is only a guess until openDir checks the gfid at its end.
+func (m *Mirror) dirRel(g gfid.GFID, depth int) (string, error) {
+	switch g {
+	case gfid.Root:
+		return ".", nil
+	case limbo:
+		return limboDir, nil
+	}
+	if p, ok := m.cachedDir(g); ok {
 		return p, nil
 	}
-	var err error
-	if g == gfid.Root || g == limbo {
-		p, err = m.t.dirPath(g)
-	} else {
-		if depth > 4096 {
-			return "", fmt.Errorf("%s: gfid index: pointer loop at %s", m.path, g)
-		}
-		var parent gfid.GFID
-		var name string
-		if parent, name, err = m.t.dirParent(g); err == nil {
-			if p, err = m.dirPathDepth(parent, depth+1); err == nil {
-				p += "/" + name
-			}
-		}
+	if depth > 4096 {
+		return "", fmt.Errorf("mirror %s: gfid index: pointer loop at %s", m.path, g)
 	}
+	parent, name, err := m.pointer(g)
 	if err != nil {
 		return "", err
 	}
-	m.mu.Lock()
-	if len(m.dirs) > 1<<16 {
-		clear(m.dirs)
+	pp, err := m.dirRel(parent, depth+1)
+	if err != nil {
+		return "", err
 	}
-	m.dirs[g] = p
-	m.mu.Unlock()
+	p := layout.Join(pp, name)
+	m.rememberDir(g, p)
 	return p, nil
+}
+
+// openDir opens directory g and checks that what it opened is g. A cached
+// path that leads elsewhere (a rename) is dropped and g resolved again
+// from the index; a directory that still is not g is errNoEntry.
+func (m *Mirror) openDir(g gfid.GFID) (int, error) {
+	for try := 0; ; try++ {
+		rel, err := m.dirRel(g, 0)
+		if err != nil {
+			return -1, err
+		}
+		fd, err := m.openRel(rel)
+		if err == nil {
+			if g == gfid.Root || g == limbo {
+				return fd, nil
+			}
+			got, gerr := layout.GFIDOf(fd, "", m.t.gfidX)
+			if gerr == nil && got == g {
+				return fd, nil
+			}
+			unix.Close(fd)
+			err = gerr
+		}
+		m.forgetDirs()
+		if try > 0 {
+			if err == nil || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				return -1, errNoEntry
+			}
+			return -1, err
+		}
+	}
 }
 
 func (m *Mirror) cachedDir(g gfid.GFID) (string, bool) {
@@ -136,11 +243,11 @@ func (m *Mirror) cachedDir(g gfid.GFID) (string, bool) {
 	return p, ok
 }
 
-// rememberDir caches the path of a directory this mirror just made.
+// rememberDir caches the root-relative path of directory g.
 func (m *Mirror) rememberDir(g gfid.GFID, p string) {
 	m.mu.Lock()
-	if len(m.dirs) > 1<<16 {
-		clear(m.dirs)
+	if m.dirs == nil || len(m.dirs) > 1<<16 {
+		m.dirs = make(map[gfid.GFID]string)
 	}
 	m.dirs[g] = p
 	m.mu.Unlock()
@@ -152,28 +259,50 @@ func (m *Mirror) forgetDirs() {
 	m.mu.Unlock()
 }
 
+// abs names dir/name for messages.
+func (m *Mirror) abs(dirRel, name string) string {
+	return m.path + "/" + layout.Join(dirRel, name)
+}
+
 func attrOf(st *unix.Stat_t) Attr {
 	return Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev, Size: st.Size,
 		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink)}
 }
 
+// childName checks a name the caller wants made, moved or removed in
+// directory parent.
+func (m *Mirror) childName(parent gfid.GFID, name string) error {
+	if err := layout.ValidName(name); err != nil || parent == gfid.Root && name == gfid.StateDir {
+		return fmt.Errorf("mirror %s: invalid name %q", m.path, name)
+	}
+	return nil
+}
+
+// openParent opens directory parent for an operation on its entry name.
+func (m *Mirror) openParent(parent gfid.GFID, name string) (int, error) {
+	if err := m.childName(parent, name); err != nil {
+		return -1, err
+	}
+	return m.openDir(parent)
+}
+
 func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, error) {
-	dp, err := m.dirPath(parent)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return gfid.Zero, Attr{}, false, nil
 		}
 		return gfid.Zero, Attr{}, false, err
 	}
+	defer unix.Close(dfd)
 	var st unix.Stat_t
-	p := dp + "/" + name
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := layout.Lstat(dfd, name, &st); err != nil {
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			return gfid.Zero, Attr{}, false, nil
 		}
-		return gfid.Zero, Attr{}, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		return gfid.Zero, Attr{}, false, &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
-	g, err := m.t.gfidAt(p)
+	g, err := layout.GFIDOf(dfd, name, m.t.gfidX)
 	a := attrOf(&st)
 	if a.Type() != sIFDIR && a.Nlink > 0 && g != gfid.Zero {
 		a.Nlink-- // the index link
@@ -181,653 +310,361 @@ func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, e
 	return g, a, true, err
 }
 
+// inode is one inode of the mirror, addressed for *at calls: name in
+// directory fd, or fd itself when name is "" (a directory).
+type inode struct {
+	fd   int
+	name string
+	st   unix.Stat_t
+}
+
+func (n inode) close() { unix.Close(n.fd) }
+
+// open finds inode g: a directory by its path (gfid-checked), anything
+// else through its index entry, which is a hard link to it. An index
+// entry whose inode has no other name is a file on its way out: missing.
+func (m *Mirror) open(g gfid.GFID) (inode, error) {
+	if g == gfid.Root || g == limbo {
+		return m.openDirInode(g)
+	}
+	bfd, name, err := m.bucket(g, false)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return inode{}, errNoEntry
+		}
+		return inode{}, err
+	}
+	n := inode{fd: bfd, name: name}
+	if err := layout.Lstat(bfd, name, &n.st); err != nil {
+		unix.Close(bfd)
+		if err == unix.ENOENT {
+			return inode{}, errNoEntry
+		}
+		return inode{}, &fs.PathError{Op: "lstat", Path: m.path + "/" + g.IndexPath(), Err: err}
+	}
+	// A directory's pointer is a symlink with one link; a user's symlink
+	// is indexed by a hard link (two or more).
+	if n.st.Mode&sIFMT != sIFLNK || n.st.Nlink > 1 {
+		if n.st.Nlink <= 1 {
+			unix.Close(bfd)
+			return inode{}, errNoEntry
+		}
+		return n, nil
+	}
+	unix.Close(bfd)
+	return m.openDirInode(g)
+}
+
+func (m *Mirror) openDirInode(g gfid.GFID) (inode, error) {
+	fd, err := m.openDir(g)
+	if err != nil {
+		return inode{}, err
+	}
+	n := inode{fd: fd}
+	if err := unix.Fstat(fd, &n.st); err != nil {
+		unix.Close(fd)
+		return inode{}, err
+	}
+	return n, nil
+}
+
 func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
 	if m.fresh.Load() && g != gfid.Root {
-		if _, ok := m.made.Load(bucket(g)); !ok {
+		if _, ok := m.made.Load(bucketKey(g)); !ok {
 			return Attr{}, errNoEntry
 		}
 	}
-	if p, ok := m.cachedDir(g); ok {
-		// A directory this mirror resolved before: no pointer chain.
-		var st unix.Stat_t
-		if unix.Lstat(p, &st) == nil && st.Mode&sIFMT == sIFDIR {
-			if got, _ := m.t.gfidAt(p); got == g {
-				return attrOf(&st), nil
-			}
-		}
-	}
-	_, st, err := m.t.statGFID(g)
+	n, err := m.open(g)
 	if err != nil {
 		return Attr{}, err
 	}
-	a := attrOf(&st)
+	n.close()
+	a := attrOf(&n.st)
 	if a.Type() != sIFDIR {
 		a.Nlink--
 	}
 	return a, nil
 }
 
-// path returns a path that reaches g: its directory path, or its index link.
-func (m *Mirror) pathOf(g gfid.GFID) (string, Attr, error) {
-	if p, err := m.dirPath(g); err == nil && g != limbo {
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err == nil && st.Mode&sIFMT == sIFDIR {
-			return p, attrOf(&st), nil
-		}
-		m.forgetDirs()
-	}
-	p, st, err := m.t.statGFID(g)
-	if err != nil {
-		return "", Attr{}, err
-	}
-	return p, attrOf(&st), nil
-}
-
 func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
-	dp, err := m.dirPath(dir)
+	fd, err := m.openDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	return readDir(&m.t, dp, dir == gfid.Root)
+	defer unix.Close(fd)
+	return readDirFD(&m.t, fd, m.path, dir == gfid.Root)
 }
-
-func (m *Mirror) Where(g gfid.GFID) (gfid.GFID, string, error) { return m.t.dirParent(g) }
 
 func (m *Mirror) Xattrs(g gfid.GFID) (Xattrs, error) {
-	p, _, err := m.pathOf(g)
+	n, err := m.open(g)
 	if err != nil {
 		return nil, err
 	}
-	return readXattrs(p)
+	defer n.close()
+	return xattrsAt(n.fd, n.name)
 }
 
-// ownXattr reports replfs's own xattrs, never copied as user data.
-func ownXattr(name string) bool {
-	return strings.HasPrefix(name, gfid.PrefixTrusted) || strings.HasPrefix(name, gfid.PrefixUser)
-}
-
-// applyXattrs makes p's xattrs (replfs's own aside) equal to want.
-func applyXattrs(p string, want Xattrs) error {
-	have, err := readXattrs(p)
+func (m *Mirror) SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error {
+	n, err := m.open(g)
 	if err != nil {
 		return err
 	}
-	for n := range have {
-		if _, ok := want[n]; !ok {
-			if err := xattr.LRemove(p, n); err != nil && !errors.Is(err, unix.ENODATA) {
-				return err
-			}
+	defer n.close()
+	if n.st.Mode&sIFMT != a.Type() {
+		return fmt.Errorf("mirror %s: %s is not of the type to set: %w", m.path, g, fs.ErrNotExist)
+	}
+	return m.setMetaAt(n.fd, n.name, a, x, what)
+}
+
+// setMetaAt sets what of a and x on dfd/name (dfd itself when name is "").
+func (m *Mirror) setMetaAt(dfd int, name string, a Attr, x Xattrs, what Meta) error {
+	p := func() string { return m.path + "/…/" + name } // for errors only
+	if what&MetaOwner != 0 {
+		if err := layout.Chown(dfd, name, a.UID, a.GID); err != nil {
+			return &fs.PathError{Op: "chown", Path: p(), Err: err}
 		}
 	}
-	for n, v := range want {
-		if old, ok := have[n]; ok && bytes.Equal(old, v) {
-			continue
+	if what&MetaMode != 0 && a.Type() != sIFLNK {
+		if err := layout.Chmod(dfd, name, a.Mode&0o7777); err != nil {
+			return &fs.PathError{Op: "chmod", Path: p(), Err: err}
 		}
-		if err := xattr.LSet(p, n, v); err != nil {
-			return err
+	}
+	if what&MetaXattrs != 0 {
+		if err := applyXattrsAt(dfd, name, x); err != nil {
+			return fmt.Errorf("xattrs of %s: %w", p(), err)
+		}
+	}
+	if what&MetaTimes != 0 {
+		if err := layout.Utimes(dfd, name, a.Atime, a.Mtime); err != nil {
+			return &fs.PathError{Op: "utimes", Path: p(), Err: err}
 		}
 	}
 	return nil
 }
 
-func (m *Mirror) setGFID(p string, g gfid.GFID) error {
-	if err := unix.Lsetxattr(p, m.t.gfidX, g[:], 0); err != nil {
-		return &fs.PathError{Op: "setxattr gfid", Path: p, Err: err}
-	}
-	return nil
-}
-
-// bucket names g's xx/yy index directory.
-func bucket(g gfid.GFID) uint16 { return uint16(g[0])<<8 | uint16(g[1]) }
-
-func (m *Mirror) indexParents(g gfid.GFID) error {
-	key := bucket(g)
-	if _, ok := m.made.Load(key); ok {
-		return nil
-	}
-	s := g.String()
-	xx := filepath.Join(m.path, gfid.IndexDir, s[0:2])
-	err := unix.Mkdir(xx+"/"+s[2:4], 0o700)
-	if err == unix.ENOENT {
-		if err = unix.Mkdir(xx, 0o700); err == nil || err == unix.EEXIST {
-			err = unix.Mkdir(xx+"/"+s[2:4], 0o700)
-		}
-	}
-	if err != nil && err != unix.EEXIST {
-		return &fs.PathError{Op: "mkdir", Path: xx, Err: err}
-	}
-	m.made.Store(key, true)
-	return nil
-}
-
+// setDirPointer makes directory g's index entry point at parent/name.
 func (m *Mirror) setDirPointer(g, parent gfid.GFID, name string) error {
 	target := gfid.DirPointer(parent, name)
 	if g == gfid.Root {
 		target = gfid.RootPointer
 	}
-	ip := m.t.indexPath(g)
-	if err := m.indexParents(g); err != nil {
+	bfd, ename, err := m.bucket(g, true)
+	if err != nil {
 		return err
 	}
+	defer unix.Close(bfd)
 	// A new directory has no pointer yet: one symlink makes it.
-	err := unix.Symlink(target, ip)
+	err = unix.Symlinkat(target, bfd, ename)
 	if err == nil {
 		return nil
 	}
 	if err != unix.EEXIST {
-		return &fs.PathError{Op: "symlink", Path: ip, Err: err}
+		return &fs.PathError{Op: "symlink", Path: m.path + "/" + g.IndexPath(), Err: err}
 	}
-	if old, err := os.Readlink(ip); err == nil && old == target {
+	if old, err := layout.Readlink(bfd, ename); err == nil && old == target {
 		return nil
 	}
-	tmp := ip + ".new"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
+	tmp := ename + ".new"
+	unix.Unlinkat(bfd, tmp, 0)
+	if err := unix.Symlinkat(target, bfd, tmp); err != nil {
+		return &fs.PathError{Op: "symlink", Path: m.path + "/" + g.IndexPath() + ".new", Err: err}
 	}
-	return os.Rename(tmp, ip)
+	return unix.Renameat(bfd, tmp, bfd, ename)
 }
 
-// linkIndex makes the index entry of non-directory g a hard link to p,
-// replacing an older one.
-func (m *Mirror) linkIndex(g gfid.GFID, p string) error {
-	if err := m.indexParents(g); err != nil {
-		return err
-	}
-	ip := m.t.indexPath(g)
-	err := unix.Linkat(unix.AT_FDCWD, p, unix.AT_FDCWD, ip, 0)
-	if err != unix.EEXIST {
-		return err
-	}
-	tmp := ip + ".new"
-	os.Remove(tmp)
-	if err := unix.Linkat(unix.AT_FDCWD, p, unix.AT_FDCWD, tmp, 0); err != nil {
-		return err
-	}
-	return os.Rename(tmp, ip)
-}
-
-// Names of a non-directory. The xattr pgfid lists the gfids of the
-// directories holding its names (GlusterFS keeps the same on its bricks):
-// 16 bytes a parent, so that with the gfid it still fits in the inode on
-// ext4 (no extra block per file). The names themselves are found by
-// scanning those directories for the inode, which only a content update
-// of an existing file needs.
-type nameRef struct {
-	parent gfid.GFID
-	name   string
-}
-
-func encodeNames(refs []nameRef) []byte {
-	var b []byte
-	for i, r := range refs {
-		dup := false
-		for _, q := range refs[:i] {
-			dup = dup || q.parent == r.parent
-		}
-		if !dup {
-			b = append(b, r.parent[:]...)
-		}
-	}
-	return b
-}
-
-func (m *Mirror) Parents(g gfid.GFID) ([]gfid.GFID, error) {
-	v, err := xattr.LGet(m.t.indexPath(g), m.namesX)
+// dropIndex removes g's index entry.
+func (m *Mirror) dropIndex(g gfid.GFID) error {
+	bfd, name, err := m.bucket(g, false)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, xattr.ENOATTR) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	ps := decodeParents(v)
-	return slices.DeleteFunc(ps, func(p gfid.GFID) bool { return p == limbo }), nil
-}
-
-func decodeParents(b []byte) []gfid.GFID {
-	var out []gfid.GFID
-	for ; len(b) >= 16; b = b[16:] {
-		out = append(out, gfid.GFID(b[:16]))
-	}
-	return out
-}
-
-// getNames returns the names of the inode at p (not following a symlink).
-func (m *Mirror) getNames(p string) []nameRef {
-	v, err := xattr.LGet(p, m.namesX)
-	if err != nil {
-		return nil
-	}
-	var st unix.Stat_t
-	if unix.Lstat(p, &st) != nil {
-		return nil
-	}
-	var refs []nameRef
-	for _, parent := range decodeParents(v) {
-		dp, err := m.dirPath(parent)
-		if err != nil {
-			continue
-		}
-		for _, n := range namesOfInode(dp, st.Ino) {
-			refs = append(refs, nameRef{parent, n})
-		}
-	}
-	return refs
-}
-
-// namesOfInode lists the entries of directory dp that are inode ino.
-func namesOfInode(dp string, ino uint64) []string {
-	ents, _ := readNames(dp)
-	var out []string
-	for _, e := range ents {
-		if e.ino == ino {
-			out = append(out, e.name)
-		}
-	}
-	return out
-}
-
-func (m *Mirror) setNames(p string, refs []nameRef) error {
-	if len(refs) == 0 {
-		err := xattr.LRemove(p, m.namesX)
-		if err != nil && errors.Is(err, unix.ENODATA) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	return xattr.LSet(p, m.namesX, encodeNames(refs))
+	defer unix.Close(bfd)
+	if err := unix.Unlinkat(bfd, name, 0); err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "unlink", Path: m.path + "/" + g.IndexPath(), Err: err}
+	}
+	return nil
 }
 
-// editNames records that the inode at p lost the name drop and/or gained
-// the name add. A parent is dropped from the list only when the inode has
-// no name left there (or a single name in all).
-func (m *Mirror) editNames(p string, drop, add *nameRef) error {
-	v, _ := xattr.LGet(p, m.namesX)
-	parents := decodeParents(v)
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return err
-	}
-	var refs []nameRef
-	for _, q := range parents {
-		if drop != nil && q == drop.parent {
-			if st.Nlink <= 2 && add != nil {
-				continue // its only name moves
-			}
-			if dp, err := m.dirPath(q); err != nil || len(namesOfInode(dp, st.Ino)) == 0 {
-				continue
-			}
-		}
-		refs = append(refs, nameRef{parent: q})
-	}
-	if add != nil {
-		refs = append(refs, *add)
-	}
-	return m.setNames(p, refs)
-}
-
-func (m *Mirror) child(parent gfid.GFID, name string) (string, error) {
-	if name == "" || strings.ContainsRune(name, '/') || name == "." || name == ".." ||
-		parent == gfid.Root && name == gfid.StateDir {
-		return "", fmt.Errorf("mirror %s: invalid name %q", m.path, name)
-	}
-	dp, err := m.dirPath(parent)
-	if err != nil {
-		return "", err
-	}
-	return dp + "/" + name, nil
-}
-
+// Make creates parent/name as inode g, indexed, with a's owner and mode
+// and the xattrs x.
 func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link string, x Xattrs) error {
-	p, err := m.child(parent, name)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
-	perm := a.Mode & 0o7777
+	defer unix.Close(dfd)
 	switch a.Type() {
 	case sIFDIR:
-		err = unix.Mkdir(p, 0o700)
+		err = unix.Mkdirat(dfd, name, 0o700)
 	case sIFREG:
 		var fd int
-		fd, err = unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == nil {
 			unix.Close(fd)
 		}
 	case sIFLNK:
-		err = unix.Symlink(link, p)
+		err = unix.Symlinkat(link, dfd, name)
 	default:
-		err = unix.Mknod(p, a.Type()|0o600, int(a.Rdev))
+		err = unix.Mknodat(dfd, name, a.Type()|0o600, int(a.Rdev))
 	}
 	if err != nil {
 		if err == unix.EEXIST {
 			return fs.ErrExist
 		}
-		return &fs.PathError{Op: "make", Path: p, Err: err}
+		return &fs.PathError{Op: "make", Path: name, Err: err}
 	}
-	if err := m.setGFID(p, g); err != nil {
-		return err
+	if err := layout.Setxattr(dfd, name, m.t.gfidX, g[:], 0); err != nil {
+		return &fs.PathError{Op: "setxattr gfid", Path: name, Err: err}
 	}
 	if a.Type() == sIFDIR {
 		if err = m.setDirPointer(g, parent, name); err == nil {
-			m.rememberDir(g, p)
+			if rel, rerr := m.dirRel(parent, 0); rerr == nil {
+				m.rememberDir(g, layout.Join(rel, name))
+			}
 		}
 	} else {
-		if err = m.setNames(p, []nameRef{{parent, name}}); err == nil {
-			err = m.linkIndex(g, p)
+		if err = m.setNamesAt(dfd, name, []nameRef{{parent, name}}); err == nil {
+			err = m.linkIndex(g, dfd, name)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("mirror %s: index %s: %w", m.path, p, err)
+		return fmt.Errorf("mirror %s: index %s: %w", m.path, name, err)
 	}
-	_ = perm
-	return m.setMetaPath(p, a, x, MetaOwner|MetaMode|MetaXattrs)
+	return m.setMetaAt(dfd, name, a, x, MetaOwner|MetaMode|MetaXattrs)
 }
 
-func (m *Mirror) SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error {
-	p, _, err := m.pathOf(g)
+// linkIndex makes the index entry of non-directory g a hard link to
+// dfd/name, replacing an older one.
+func (m *Mirror) linkIndex(g gfid.GFID, dfd int, name string) error {
+	bfd, ename, err := m.bucket(g, true)
 	if err != nil {
 		return err
 	}
-	return m.setMetaPath(p, a, x, what)
-}
-
-func (m *Mirror) setMetaPath(p string, a Attr, x Xattrs, what Meta) error {
-	isLink := a.Type() == sIFLNK
-	if what&MetaOwner != 0 {
-		if err := unix.Lchown(p, int(a.UID), int(a.GID)); err != nil {
-			return &fs.PathError{Op: "chown", Path: p, Err: err}
-		}
+	defer unix.Close(bfd)
+	err = unix.Linkat(dfd, name, bfd, ename, 0)
+	if err != unix.EEXIST {
+		return err
 	}
-	if what&MetaMode != 0 && !isLink {
-		if err := unix.Chmod(p, a.Mode&0o7777); err != nil {
-			return &fs.PathError{Op: "chmod", Path: p, Err: err}
-		}
+	tmp := ename + ".new"
+	unix.Unlinkat(bfd, tmp, 0)
+	if err := unix.Linkat(dfd, name, bfd, tmp, 0); err != nil {
+		return err
 	}
-	if what&MetaXattrs != 0 {
-		if err := applyXattrs(p, x); err != nil {
-			return fmt.Errorf("xattrs of %s: %w", p, err)
-		}
-	}
-	if what&MetaTimes != 0 {
-		ts := []unix.Timespec{unix.NsecToTimespec(a.Atime), unix.NsecToTimespec(a.Mtime)}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &fs.PathError{Op: "utimes", Path: p, Err: err}
-		}
-	}
-	return nil
-}
-
-// tmpFile makes a new regular file in .replfs/tmp with src's content, g's
-// gfid, the names refs and a's attributes.
-func (m *Mirror) tmpFile(g gfid.GFID, src *os.File, a Attr, x Xattrs, refs []nameRef) (string, int64, error) {
-	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+"."+strconv.FormatUint(m.tmpSeq.Add(1), 10))
-	mode, chmod := m.cr.createMode(a)
-	fd, err := m.openNew(tmp, mode)
-	if err != nil {
-		return "", 0, err
-	}
-	n, err := m.fillFD(fd, tmp, chmod, g, int(src.Fd()), a, x, refs)
-	if err != nil {
-		os.Remove(tmp)
-		return "", n, err
-	}
-	return tmp, n, nil
-}
-
-// copyContent copies src from offset 0 (copy_file_range where the kernel
-// can, through Go's ReadFrom).
-func copyContent(dst *os.File, src *os.File) (int64, error) {
-	if _, err := src.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	return dst.ReadFrom(src)
-}
-
-func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
-	return m.createFrom(parent, name, g, srcFile{int(src.Fd()), src.Name()}, a, x)
-}
-
-// createFrom is CreateFile from a descriptor.
-func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error) {
-	p, err := m.child(parent, name)
-	if err != nil {
-		return 0, err
-	}
-	// The file is made as its own index entry and gets its name only when
-	// complete: no temporary name, and nothing torn is ever visible.
-	if err := m.indexParents(g); err != nil {
-		return 0, err
-	}
-	ip := m.t.indexPath(g)
-	mode, chmod := m.cr.createMode(a)
-	fd, err := m.openNew(ip, mode)
-	if err != nil {
-		return 0, err
-	}
-	n, err := m.fillFD(fd, ip, chmod, g, src.fd, a, x, []nameRef{{parent, name}})
-	if err == nil {
-		if err = unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err == unix.EEXIST {
-			err = fs.ErrExist
-		} else if err != nil {
-			err = &fs.PathError{Op: "link", Path: p, Err: err}
-		}
-	}
-	if err != nil {
-		unix.Unlink(ip)
-		return n, err
-	}
-	return n, nil
-}
-
-func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
-	ip := m.t.indexPath(g)
-	var old unix.Stat_t
-	if err := unix.Lstat(ip, &old); err != nil {
-		if err == unix.ENOENT {
-			return 0, errNoEntry
-		}
-		return 0, err
-	}
-	// Find every name of the inode: all must switch to the new content.
-	// A name holding another inode with the same gfid is one an earlier
-	// update cut short by a crash did not reach: it is replaced too.
-	var live []string
-	var refs []nameRef
-	same := uint64(0)
-	for _, r := range m.getNames(ip) {
-		dp, err := m.dirPath(r.parent)
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		p := dp + "/" + r.name
-		if unix.Lstat(p, &st) != nil {
-			continue
-		}
-		if st.Ino == old.Ino && st.Dev == old.Dev {
-			same++
-		} else if got, _ := m.t.gfidAt(p); got != g {
-			continue
-		}
-		live = append(live, p)
-		refs = append(refs, r)
-	}
-	if same != old.Nlink-1 {
-		// The name list is incomplete (a crash between two steps): write
-		// in place, which keeps every name but is not atomic.
-		return m.writeInPlace(ip, src, a, x)
-	}
-	tmp, n, err := m.tmpFile(g, src, a, x, refs)
-	if err != nil {
-		return n, err
-	}
-	defer os.Remove(tmp)
-	if err := m.linkIndex(g, tmp); err != nil {
-		return n, err
-	}
-	// Replacing a name changes its directory's times, which a content
-	// update must not: they are put back, under the directories' locks.
-	unlock := m.lockDirs(live)
-	defer unlock()
-	dirTimes := make(map[string][2]unix.Timespec, len(live))
-	for _, p := range live {
-		d := filepath.Dir(p)
-		var st unix.Stat_t
-		if _, ok := dirTimes[d]; !ok && unix.Lstat(d, &st) == nil {
-			dirTimes[d] = [2]unix.Timespec{st.Atim, st.Mtim}
-		}
-	}
-	defer func() {
-		for d, ts := range dirTimes {
-			unix.UtimesNanoAt(unix.AT_FDCWD, d, ts[:], unix.AT_SYMLINK_NOFOLLOW)
-		}
-	}()
-	for i, p := range live {
-		if i == len(live)-1 {
-			err = os.Rename(tmp, p)
-		} else {
-			side := filepath.Join(filepath.Dir(p), ".replfs-new."+filepath.Base(tmp))
-			if err = unix.Linkat(unix.AT_FDCWD, tmp, unix.AT_FDCWD, side, 0); err == nil {
-				err = os.Rename(side, p)
-			}
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// dirLockStripes is how many locks Mirror.dirLocks spreads directories over.
-const dirLockStripes = 64
-
-// lockDirs locks the directories holding paths (in lock order, each lock
-// once) and returns the function that unlocks them.
-func (m *Mirror) lockDirs(paths []string) func() {
-	var held [dirLockStripes]bool
-	for _, p := range paths {
-		h := fnv.New32a()
-		h.Write([]byte(filepath.Dir(p)))
-		held[h.Sum32()%uint32(len(held))] = true
-	}
-	for i, ok := range held {
-		if ok {
-			m.dirLocks[i].Lock()
-		}
-	}
-	return func() {
-		for i, ok := range held {
-			if ok {
-				m.dirLocks[i].Unlock()
-			}
-		}
-	}
-}
-
-func (m *Mirror) writeInPlace(ip string, src *os.File, a Attr, x Xattrs) (int64, error) {
-	f, err := os.OpenFile(ip, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return 0, err
-	}
-	n, err := copyContent(f, src)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, err
-	}
-	return n, m.setMetaPath(ip, a, x, MetaAll)
+	return unix.Renameat(bfd, tmp, bfd, ename)
 }
 
 func (m *Mirror) Link(g, parent gfid.GFID, name string) error {
-	p, err := m.child(parent, name)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
-	ip := m.t.indexPath(g)
-	if err := unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, p, 0); err != nil {
+	defer unix.Close(dfd)
+	bfd, ename, err := m.bucket(g, false)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errNoEntry
+		}
+		return err
+	}
+	defer unix.Close(bfd)
+	var st unix.Stat_t
+	if err := layout.Lstat(bfd, ename, &st); err != nil || st.Mode&sIFMT == sIFDIR ||
+		st.Mode&sIFMT == sIFLNK && st.Nlink == 1 {
+		return errNoEntry // no such non-directory (a pointer is not linked)
+	}
+	if err := unix.Linkat(bfd, ename, dfd, name, 0); err != nil {
 		if err == unix.EEXIST {
 			return fs.ErrExist
 		}
 		if err == unix.ENOENT {
 			return errNoEntry
 		}
-		return &fs.PathError{Op: "link", Path: p, Err: err}
+		return &fs.PathError{Op: "link", Path: name, Err: err}
 	}
-	return m.editNames(ip, nil, &nameRef{parent, name})
+	return m.editNames(bfd, ename, nil, &nameRef{parent, name})
 }
 
-// holds checks that parent/name holds g.
-func (m *Mirror) holds(parent gfid.GFID, name string, g gfid.GFID) (string, unix.Stat_t, error) {
+// holds checks that parent/name holds g and returns the parent open.
+func (m *Mirror) holds(parent gfid.GFID, name string, g gfid.GFID) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	p, err := m.child(parent, name)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
-		return "", st, err
+		return -1, st, err
 	}
-	if err := unix.Lstat(p, &st); err != nil {
-		return "", st, errNoEntry
+	if err := layout.Lstat(dfd, name, &st); err != nil {
+		unix.Close(dfd)
+		return -1, st, errNoEntry
 	}
-	if got, _ := m.t.gfidAt(p); got != g {
-		return "", st, fmt.Errorf("%s holds %s, not %s: %w", p, got, g, fs.ErrExist)
+	if got, _ := layout.GFIDOf(dfd, name, m.t.gfidX); got != g {
+		unix.Close(dfd)
+		return -1, st, fmt.Errorf("%s holds %s, not %s: %w", name, got, g, fs.ErrExist)
 	}
-	return p, st, nil
+	return dfd, st, nil
 }
 
 func (m *Mirror) Unlink(parent gfid.GFID, name string, g gfid.GFID) error {
-	p, st, err := m.holds(parent, name, g)
+	dfd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	if err := unix.Unlink(p); err != nil {
-		return &fs.PathError{Op: "unlink", Path: p, Err: err}
+	defer unix.Close(dfd)
+	if st.Mode&sIFMT == sIFDIR {
+		return fmt.Errorf("mirror %s: unlink %s: %w", m.path, name, unix.EISDIR)
 	}
-	ip := m.t.indexPath(g)
+	if err := unix.Unlinkat(dfd, name, 0); err != nil {
+		return &fs.PathError{Op: "unlink", Path: name, Err: err}
+	}
 	if g == gfid.Zero {
 		return nil
 	}
 	if st.Nlink <= 2 {
-		err = os.Remove(ip)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
+		return m.dropIndex(g)
 	}
-	return m.editNames(ip, &nameRef{parent, name}, nil)
-}
-
-func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
-	p, _, err := m.holds(parent, name, g)
+	bfd, ename, err := m.bucket(g, false)
 	if err != nil {
 		return err
 	}
-	if err := unix.Rmdir(p); err != nil {
-		return &fs.PathError{Op: "rmdir", Path: p, Err: err}
+	defer unix.Close(bfd)
+	return m.editNames(bfd, ename, &nameRef{parent, name}, nil)
+}
+
+func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
+	dfd, _, err := m.holds(parent, name, g)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
+		return &fs.PathError{Op: "rmdir", Path: name, Err: err}
 	}
 	m.forgetDirs()
 	if g != gfid.Zero {
-		if err := os.Remove(m.t.indexPath(g)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+		return m.dropIndex(g)
 	}
 	return nil
 }
 
+// Rename moves oldParent/oldName, holding g, to the free name
+// newParent/newName (limbo included).
 func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.GFID, newName string) error {
-	op, st, err := m.holds(oldParent, oldName, g)
+	ofd, st, err := m.holds(oldParent, oldName, g)
 	if err != nil {
 		return err
 	}
-	var np string
-	if newParent == limbo {
-		np = filepath.Join(m.path, limboDir, newName)
-	} else if np, err = m.child(newParent, newName); err != nil {
+	defer unix.Close(ofd)
+	nfd, err := m.openParent(newParent, newName)
+	if err != nil {
 		return err
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, op, unix.AT_FDCWD, np, unix.RENAME_NOREPLACE); err != nil {
+	defer unix.Close(nfd)
+	if err := unix.Renameat2(ofd, oldName, nfd, newName, unix.RENAME_NOREPLACE); err != nil {
 		if err == unix.EEXIST {
 			return fs.ErrExist
 		}
-		return &fs.PathError{Op: "rename", Path: op, Err: err}
+		return &fs.PathError{Op: "rename", Path: oldName, Err: err}
 	}
 	if st.Mode&sIFMT == sIFDIR {
 		m.forgetDirs()
@@ -836,11 +673,16 @@ func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.G
 	if g == gfid.Zero {
 		return nil
 	}
+	bfd, ename, err := m.bucket(g, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(bfd)
 	drop, add := nameRef{oldParent, oldName}, nameRef{newParent, newName}
 	if newParent == limbo {
-		return m.editNames(m.t.indexPath(g), &drop, nil)
+		return m.editNames(bfd, ename, &drop, nil)
 	}
-	return m.editNames(m.t.indexPath(g), &drop, &add)
+	return m.editNames(bfd, ename, &drop, &add)
 }
 
 func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
@@ -848,96 +690,107 @@ func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
 }
 
 func (m *Mirror) Adopt(parent gfid.GFID, name string, g gfid.GFID) error {
-	p, st, err := m.holds(parent, name, g)
+	dfd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
+	defer unix.Close(dfd)
 	if st.Mode&sIFMT == sIFDIR {
 		return m.setDirPointer(g, parent, name)
 	}
-	if err := m.setNames(p, []nameRef{{parent, name}}); err != nil {
+	if err := m.setNamesAt(dfd, name, []nameRef{{parent, name}}); err != nil {
 		return err
 	}
-	return m.linkIndex(g, p)
+	return m.linkIndex(g, dfd, name)
 }
 
 func (m *Mirror) EmptyLimbo() (int, error) {
-	dir := filepath.Join(m.path, limboDir)
-	ents, err := os.ReadDir(dir)
+	fd, err := m.openRel(limboDir)
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
-		if err := m.removeTree(p); err != nil {
+	defer unix.Close(fd)
+	names, err := readNamesFD(fd, m.path+"/"+limboDir)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range names {
+		if err := m.removeTree(fd, e.name); err != nil {
 			return 0, err
 		}
 	}
-	return len(ents), nil
+	return len(names), nil
 }
 
-// removeTree removes p and everything under it, with their index entries.
-func (m *Mirror) removeTree(p string) error {
+// removeTree removes dfd/name and everything under it, with their index
+// entries, never following a symlink (a subdirectory is opened
+// O_NOFOLLOW relative to its parent's descriptor).
+func (m *Mirror) removeTree(dfd int, name string) error {
 	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := layout.Lstat(dfd, name, &st); err != nil {
 		return nil
 	}
-	g, _ := m.t.gfidAt(p)
+	g, _ := layout.GFIDOf(dfd, name, m.t.gfidX)
 	if st.Mode&sIFMT == sIFDIR {
-		f, err := os.Open(p)
+		sub, err := layout.OpenBeneath(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		if err != nil {
-			return err
+			return &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		names, err := f.Readdirnames(-1)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			if err := m.removeTree(p + "/" + n); err != nil {
-				return err
+		names, err := readNamesFD(sub, name)
+		for _, e := range names {
+			if err == nil {
+				err = m.removeTree(sub, e.name)
 			}
 		}
-		if err := unix.Rmdir(p); err != nil {
-			return &fs.PathError{Op: "rmdir", Path: p, Err: err}
+		unix.Close(sub)
+		if err != nil {
+			return err
+		}
+		if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
+			return &fs.PathError{Op: "rmdir", Path: name, Err: err}
 		}
 		m.forgetDirs()
-	} else if err := unix.Unlink(p); err != nil {
-		return &fs.PathError{Op: "unlink", Path: p, Err: err}
+	} else if err := unix.Unlinkat(dfd, name, 0); err != nil {
+		return &fs.PathError{Op: "unlink", Path: name, Err: err}
 	}
-	if g != gfid.Zero && (st.Mode&sIFMT == sIFDIR || st.Nlink <= 2) {
-		os.Remove(m.t.indexPath(g))
+	if g != gfid.Zero && g != gfid.Root && (st.Mode&sIFMT == sIFDIR || st.Nlink <= 2) {
+		m.dropIndex(g)
 	}
 	return nil
 }
 
 // RemoveAll removes parent/name (holding g) and its whole subtree.
 func (m *Mirror) RemoveAll(parent gfid.GFID, name string, g gfid.GFID) error {
-	p, _, err := m.holds(parent, name, g)
+	dfd, _, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	return m.removeTree(p)
+	defer unix.Close(dfd)
+	return m.removeTree(dfd, name)
 }
 
 func (m *Mirror) Sync() error {
-	fd, err := unix.Open(m.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	r, err := m.rootDir()
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	return unix.Syncfs(fd)
+	return unix.Syncfs(r.FD())
 }
 
 func (m *Mirror) Stime() (time.Time, error) {
-	v, err := xattr.LGet(m.path, m.stimeX)
+	r, err := m.rootDir()
 	if err != nil {
-		if errors.Is(err, unix.ENODATA) {
+		return time.Time{}, err
+	}
+	var v [12]byte
+	n, err := unix.Fgetxattr(r.FD(), m.stimeX, v[:])
+	if err != nil {
+		if err == unix.ENODATA {
 			return time.Time{}, nil
 		}
 		return time.Time{}, err
 	}
-	if len(v) != 12 {
+	if n != 12 {
 		return time.Time{}, fmt.Errorf("mirror %s: stime xattr has wrong length", m.path)
 	}
 	return time.Unix(int64(binary.BigEndian.Uint64(v[:8])), int64(binary.BigEndian.Uint32(v[8:]))), nil
@@ -945,38 +798,33 @@ func (m *Mirror) Stime() (time.Time, error) {
 
 func (m *Mirror) SetStime(t time.Time) error {
 	m.fresh.Store(false)
+	r, err := m.rootDir()
+	if err != nil {
+		return err
+	}
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix()))
 	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
-	return xattr.LSet(m.path, m.stimeX, b[:])
+	return unix.Fsetxattr(r.FD(), m.stimeX, b[:], 0)
 }
+
+// setGFID sets the gfid of the mirror root (Open).
+func (m *Mirror) setGFID(p string, g gfid.GFID) error {
+	r, err := m.rootDir()
+	if err != nil {
+		return err
+	}
+	if p != m.path {
+		return fmt.Errorf("mirror %s: setGFID of %s outside the root", m.path, p)
+	}
+	if err := unix.Fsetxattr(r.FD(), m.t.gfidX, g[:], 0); err != nil {
+		return &fs.PathError{Op: "setxattr gfid", Path: p, Err: err}
+	}
+	return nil
+}
+
+func (m *Mirror) state() string { return m.path + "/" + gfid.StateDir }
 
 // writeFileAtomic writes a file so that a crash leaves the old or the new
 // content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func writeFileAtomic(path string, data []byte) error { return layout.WriteFileAtomicPath(path, data) }

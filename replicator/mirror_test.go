@@ -107,7 +107,7 @@ func newTestBrick(t *testing.T, root string) (*brickTree, string) {
 	t.Helper()
 	p := filepath.Join(root, "brick")
 	brickDir(t, p, ".", gfid.Root, gfid.Zero)
-	return &brickTree{tree{root: p, gfidX: gfid.XattrTrusted, xtime: gfid.XtimeTrusted}}, p
+	return &brickTree{newTree(p, gfid.XattrTrusted, gfid.XtimeTrusted)}, p
 }
 
 // brickDir makes directory rel under brick root as gfid g, with its gfid

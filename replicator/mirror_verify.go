@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
-	"strconv"
+		"strconv"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 // ErrNotTarget: a directory is not a replfs target.
@@ -45,114 +45,87 @@ func (m *Mirror) Attach(brickID string) error {
 // ErrIndexStale (a directory the walk found by name, that the replicator
 // would not find by gfid), never another directory's listing.
 func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
-	dp, err := m.dirPath(dir)
+	fd, err := m.openDir(dir)
 	if err != nil {
-		if isNoEntry(err) {
-			return nil, fmt.Errorf("mirror %s: directory %s: %w (%v)", m.path, dir, ErrIndexStale, err)
-		}
-		return nil, err
-	}
-	fd, err := openDir(dp)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			return nil, fmt.Errorf("mirror %s: directory %s: %w (to %s, which is gone)", m.path, dir, ErrIndexStale, dp)
+		if isNoEntry(err) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+			what := "is missing or leads to another directory"
+			if rel, rerr := m.dirRel(dir, 0); rerr == nil {
+				what = "leads to " + m.abs(rel, "") + ", which is not it"
+			}
+			return nil, fmt.Errorf("mirror %s: directory %s: %w (%s: %v)", m.path, dir, ErrIndexStale, what, err)
 		}
 		return nil, err
 	}
 	defer unix.Close(fd)
-	var v [16]byte
-	n, err := unix.Fgetxattr(fd, m.t.gfidX, v[:])
-	if err != nil && err != unix.ENODATA {
-		return nil, &fs.PathError{Op: "getxattr gfid", Path: dp, Err: err}
-	}
-	if got := gfid.GFID(v); n != 16 || got != dir {
-		m.forgetDirs()
-		what := "has no gfid"
-		if n == 16 {
-			what = "is " + got.String()
-		}
-		return nil, fmt.Errorf("mirror %s: directory %s: %w (to %s, which %s)", m.path, dir, ErrIndexStale, dp, what)
-	}
-	return listFullFD(&m.t, fd, dp, dir == gfid.Root, hashBelow)
+	return listFullFD(&m.t, fd, m.path, dir == gfid.Root, hashBelow)
 }
 
 func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
-	p, err := m.child(parent, name)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
+	defer unix.Close(dfd)
 	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return &fs.PathError{Op: "lstat", Path: p, Err: err}
+	if err := layout.Lstat(dfd, name, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
 	if st.Mode&sIFMT != sIFDIR {
-		return fmt.Errorf("mirror %s: repoint %s: %s is not a directory", m.path, g, p)
+		return fmt.Errorf("mirror %s: repoint %s: %s is not a directory", m.path, g, name)
 	}
-	if got, err := m.t.gfidAt(p); err != nil || got != g {
+	if got, err := layout.GFIDOf(dfd, name, m.t.gfidX); err != nil || got != g {
 		if err == nil {
 			err = fmt.Errorf("it has gfid %s", gfidString(got))
 		}
-		return fmt.Errorf("mirror %s: repoint %s to %s: %w", m.path, g, p, err)
+		return fmt.Errorf("mirror %s: repoint %s to %s: %w", m.path, g, name, err)
 	}
 	m.forgetDirs()
 	return m.setDirPointer(g, parent, name)
 }
 
 func (m *Mirror) LookupFull(parent gfid.GFID, name string) (FullEntry, bool, error) {
-	p, err := m.child(parent, name)
+	dfd, err := m.openParent(parent, name)
 	if err != nil {
 		if isNoEntry(err) {
 			return FullEntry{}, false, nil
 		}
 		return FullEntry{}, false, err
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		if err == unix.ENOENT || err == unix.ENOTDIR {
-			return FullEntry{}, false, nil
-		}
-		return FullEntry{}, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	e, err := fullEntry(&m.t, p, &st)
-	e.Name = name
-	return e, err == nil, err
+	defer unix.Close(dfd)
+	e, ok, err := statEntry(&m.t, dfd, m.path, name)
+	return e, ok && err == nil, err
 }
 
 func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
-	ip := m.t.indexPath(g)
-	fd, err := unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
-	if err == unix.EPERM {
-		fd, err = unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	bfd, name, err := m.bucket(g, false)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return contenthash.Sum{}, 0, errNoEntry
+		}
+		return contenthash.Sum{}, 0, err
 	}
+	defer unix.Close(bfd)
+	s, n, err := hashAt(bfd, name, size)
 	if err != nil {
 		if err == unix.ENOENT {
 			return contenthash.Sum{}, 0, errNoEntry
 		}
-		return contenthash.Sum{}, 0, &fs.PathError{Op: "open", Path: ip, Err: err}
-	}
-	defer unix.Close(fd)
-	s, n, err := contenthash.FD(fd, size)
-	if err != nil {
-		return s, n, &fs.PathError{Op: "read", Path: ip, Err: err}
+		return s, n, &fs.PathError{Op: "hash", Path: m.path + "/" + g.IndexPath(), Err: err}
 	}
 	return s, n, nil
 }
 
 func (m *Mirror) HashDir(dir gfid.GFID, reqs []HashReq) error {
-	dp, err := m.dirPath(dir)
+	dfd, err := m.openDir(dir)
 	if err != nil {
 		return err
-	}
-	dfd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: dp, Err: err}
 	}
 	defer unix.Close(dfd)
 	for i := range reqs {
 		r := &reqs[i]
 		r.Sum, r.N, r.Err = hashAt(dfd, r.Name, r.Size)
 		if r.Err != nil {
-			r.Err = &fs.PathError{Op: "hash", Path: dp + "/" + r.Name, Err: r.Err}
+			r.Err = &fs.PathError{Op: "hash", Path: r.Name, Err: r.Err}
 		}
 	}
 	return nil
@@ -175,34 +148,46 @@ func hashAt(dfd int, name string, size int64) (contenthash.Sum, int64, error) {
 // Relink replaces parent/name with a hard link to g's indexed inode, in
 // one rename (the name never disappears).
 func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
-	p, _, err := m.holds(parent, name, g)
+	dfd, pst, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	ip := m.t.indexPath(g)
+	defer unix.Close(dfd)
+	bfd, ename, err := m.bucket(g, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(bfd)
 	var st unix.Stat_t
-	if err := unix.Lstat(ip, &st); err == unix.ENOENT {
+	if err := layout.Lstat(bfd, ename, &st); err == unix.ENOENT {
 		// The index has lost g (a crash between making the name and
 		// indexing it, or damage): this name's inode becomes g's.
 		return m.Adopt(parent, name, g)
 	}
-	var pst unix.Stat_t
-	if unix.Lstat(p, &pst) == nil && pst.Ino == st.Ino && pst.Dev == st.Dev {
+	if pst.Ino == st.Ino && pst.Dev == st.Dev {
 		// Already that inode (rename(2) of a link over another link of
 		// the same inode would do nothing and leave the temporary link):
 		// only its name list may lack this name.
-		return m.editNames(ip, nil, &nameRef{parent, name})
+		return m.editNames(bfd, ename, nil, &nameRef{parent, name})
 	}
-	tmp := filepath.Join(m.path, ".replfs/tmp", g.String()+".link"+strconv.FormatUint(m.tmpSeq.Add(1), 10))
-	if err := unix.Linkat(unix.AT_FDCWD, ip, unix.AT_FDCWD, tmp, 0); err != nil {
+	if st.Mode&sIFMT == sIFDIR || st.Mode&sIFMT == sIFLNK && st.Nlink == 1 {
+		return fmt.Errorf("mirror %s: relink %s: the index holds a directory", m.path, name)
+	}
+	tfd, err := m.openRel(tmpDir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tfd)
+	tmp := g.String() + ".link" + strconv.FormatUint(m.tmpSeq.Add(1), 10)
+	if err := unix.Linkat(bfd, ename, tfd, tmp, 0); err != nil {
 		if err == unix.ENOENT {
 			return errNoEntry
 		}
 		return &fs.PathError{Op: "link", Path: tmp, Err: err}
 	}
-	if err := unix.Rename(tmp, p); err != nil {
-		unix.Unlink(tmp)
-		return &fs.PathError{Op: "rename", Path: p, Err: err}
+	if err := unix.Renameat(tfd, tmp, dfd, name); err != nil {
+		unix.Unlinkat(tfd, tmp, 0)
+		return &fs.PathError{Op: "rename", Path: name, Err: err}
 	}
-	return m.editNames(ip, nil, &nameRef{parent, name})
+	return m.editNames(bfd, ename, nil, &nameRef{parent, name})
 }

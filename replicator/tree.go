@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 // tree reads a brick-shaped directory: gfids in xattrs and a gfid index
@@ -24,6 +25,33 @@ type tree struct {
 	root  string
 	gfidX string // xattr holding an inode's gfid
 	xtime string // xattr holding a subtree's xtime (brick only)
+	rd    *lazyRoot
+}
+
+func newTree(root, gfidX, xtime string) tree {
+	return tree{root: root, gfidX: gfidX, xtime: xtime, rd: &lazyRoot{}}
+}
+
+// lazyRoot is a tree's root descriptor, opened on first use.
+type lazyRoot struct {
+	once sync.Once
+	r    *layout.Root
+	err  error
+}
+
+// openDir opens directory dp (a path below the tree's root, as the
+// tree's walks build them) confined beneath the root: a symlink swapped in
+// for a directory on the way is refused, never followed out of the tree.
+func (t *tree) openDir(dp string) (int, error) {
+	rel, ok := strings.CutPrefix(dp, t.root)
+	if !ok || t.rd == nil || rel != "" && rel[0] != '/' {
+		return openDir(dp)
+	}
+	t.rd.once.Do(func() { t.rd.r, t.rd.err = layout.OpenTrustedRoot(t.root) })
+	if t.rd.err != nil {
+		return -1, t.rd.err
+	}
+	return t.rd.r.OpenDir(strings.TrimPrefix(rel, "/"))
 }
 
 // limbo is the fixed gfid of a mirror's .replfs/limbo directory, where
@@ -31,7 +59,10 @@ type tree struct {
 // point into it, a later rename finds them there by gfid).
 var limbo = gfid.GFID{15: 2}
 
-const limboDir = ".replfs/limbo"
+const (
+	limboDir = ".replfs/limbo"
+	tmpDir   = ".replfs/tmp"
+)
 
 // errNoEntry: the tree has no inode with that gfid.
 var errNoEntry = fs.ErrNotExist
@@ -67,24 +98,31 @@ func (t *tree) dirPath(g gfid.GFID) (string, error) {
 	return b.String(), nil
 }
 
-// dirParent reads directory g's index pointer: its parent and name.
+// dirParent reads directory g's index pointer: its parent and name. Only
+// a symlink with one link and exactly the shape replfs writes is a
+// pointer: a user's symlink is indexed by a hard link to it, and a name
+// such as ".." is never taken from one (layout.ParsePointer).
 func (t *tree) dirParent(g gfid.GFID) (gfid.GFID, string, error) {
-	target, err := os.Readlink(t.indexPath(g))
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Err == unix.EINVAL {
-			return gfid.Zero, "", fmt.Errorf("%s: %s is not a directory: %w", t.root, g, fs.ErrNotExist)
+	ip := t.indexPath(g)
+	var st unix.Stat_t
+	if err := unix.Lstat(ip, &st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR {
+			return gfid.Zero, "", &fs.PathError{Op: "lstat", Path: ip, Err: fs.ErrNotExist}
 		}
+		return gfid.Zero, "", &fs.PathError{Op: "lstat", Path: ip, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK || st.Nlink != 1 {
+		return gfid.Zero, "", fmt.Errorf("%s: %s is not a directory: %w", t.root, g, fs.ErrNotExist)
+	}
+	target, err := os.Readlink(ip)
+	if err != nil {
 		return gfid.Zero, "", err
 	}
-	// ../../xx/yy/<parent>/<name>
-	dir, name := filepath.Split(target)
-	pg, err := gfid.Parse(filepath.Base(filepath.Clean(dir)))
-	if err != nil || name == "" {
+	pg, name, err := layout.ParsePointer(target)
+	if err != nil {
 		// Not a directory pointer: the index link of a user's symlink
 		// whose last name is gone (it has one link left, like a pointer).
-		return gfid.Zero, "", fmt.Errorf("%s: gfid index: %s is not a directory pointer (%q): %w",
-			t.root, g, target, fs.ErrNotExist)
+		return gfid.Zero, "", fmt.Errorf("%s: gfid index: %s: %w: %w", t.root, g, err, fs.ErrNotExist)
 	}
 	return pg, name, nil
 }
@@ -297,7 +335,7 @@ func readNamesFD(fd int, dp string) ([]dirent, error) {
 // readDir lists directory dp (.replfs skipped at the root of a brick or
 // mirror) with each entry's attributes and gfid.
 func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
-	fd, err := openDir(dp)
+	fd, err := t.openDir(dp)
 	if err != nil {
 		return nil, err
 	}

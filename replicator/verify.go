@@ -75,7 +75,7 @@ type BrickRef struct {
 }
 
 func (r BrickRef) tree() *brickTree {
-	return &brickTree{tree{root: r.Root, gfidX: r.GFIDXattr, xtime: r.XtimeXattr}}
+	return &brickTree{newTree(r.Root, r.GFIDXattr, r.XtimeXattr)}
 }
 
 // VerifyOptions tunes a walk.
@@ -296,7 +296,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	if v.opt.Checksum {
 		hashBelow = inlineHash
 	}
-	bfd, err := openDir(bdp)
+	bfd, err := v.b.openDir(bdp)
 	var bents []FullEntry
 	if err == nil {
 		bents, err = listFullFD(&v.b.tree, bfd, bdp, g == gfid.Root, hashBelow)

@@ -3,14 +3,12 @@ package replicator
 import (
 	"errors"
 	"io/fs"
-	"runtime"
-	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 // FullEntry is a directory entry with everything a verify compares
@@ -175,6 +173,9 @@ func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
 	var buf [1024]byte
 	n, err := listxattrAt(dfd, entry, p, buf[:])
 	if err == unix.ERANGE {
+		if dfd >= 0 {
+			return xattrsAt(dfd, entry)
+		}
 		return readXattrs(p)
 	}
 	if err != nil {
@@ -188,54 +189,12 @@ func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
 	})
 }
 
-// xattrAt: whether the kernel has getxattrat(2)/listxattrat(2) (Linux
-// 6.13): 0 not known yet, 1 yes, -1 no (then paths are walked again).
-var xattrAt atomic.Int32
-
-type xattrArgs struct {
-	value uint64
-	size  uint32
-	flags uint32
-}
-
-// atResult takes the result of a getxattrat/listxattrat call and records
-// whether the kernel has them; ok is false when it has not (ENOSYS), and
-// the caller walks the path instead.
-func atResult(r uintptr, e unix.Errno) (n int, ok bool, err error) {
-	if e == unix.ENOSYS {
-		xattrAt.Store(-1)
-		return 0, false, nil
-	}
-	xattrAt.Store(1)
-	if e != 0 {
-		return 0, true, e
-	}
-	return int(r), true, nil
-}
-
 // getxattrAt reads xattr attr of entry in directory dfd without
-// following a symlink; by path p when dfd < 0 or the kernel lacks
-// getxattrat.
+// following a symlink; by path p only when dfd < 0 (a path the caller
+// resolved itself).
 func getxattrAt(dfd int, entry, p, attr string, buf []byte) (int, error) {
-	if dfd >= 0 && xattrAt.Load() >= 0 {
-		ep, err := unix.BytePtrFromString(entry)
-		if err != nil {
-			return 0, err
-		}
-		ap, err := unix.BytePtrFromString(attr)
-		if err != nil {
-			return 0, err
-		}
-		args := xattrArgs{size: uint32(len(buf))}
-		if len(buf) > 0 {
-			args.value = uint64(uintptr(unsafe.Pointer(&buf[0])))
-		}
-		r, _, e := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
-			unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(ap)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
-		runtime.KeepAlive(buf)
-		if n, ok, err := atResult(r, e); ok {
-			return n, err
-		}
+	if dfd >= 0 {
+		return layout.Getxattr(dfd, entry, attr, buf)
 	}
 	return unix.Lgetxattr(p, attr, buf)
 }
@@ -243,21 +202,8 @@ func getxattrAt(dfd int, entry, p, attr string, buf []byte) (int, error) {
 // listxattrAt lists the xattr names of entry in directory dfd, as
 // getxattrAt reads one.
 func listxattrAt(dfd int, entry, p string, buf []byte) (int, error) {
-	if dfd >= 0 && xattrAt.Load() >= 0 {
-		ep, err := unix.BytePtrFromString(entry)
-		if err != nil {
-			return 0, err
-		}
-		var bp unsafe.Pointer
-		if len(buf) > 0 {
-			bp = unsafe.Pointer(&buf[0])
-		}
-		r, _, e := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dfd), uintptr(unsafe.Pointer(ep)),
-			unix.AT_SYMLINK_NOFOLLOW, uintptr(bp), uintptr(len(buf)), 0)
-		runtime.KeepAlive(buf)
-		if n, ok, err := atResult(r, e); ok {
-			return n, err
-		}
+	if dfd >= 0 {
+		return layout.Listxattr(dfd, entry, buf)
 	}
 	return unix.Llistxattr(p, buf)
 }
