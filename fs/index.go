@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 // index maintains the gfid index of a brick (.replfs/gfid). All calls are
@@ -155,13 +156,21 @@ func DirPath(brick string, g gfid.GFID) (string, error) {
 		if i > 4096 {
 			return "", errors.New("gfid index: pointer loop")
 		}
-		t, err := os.Readlink(filepath.Join(brick, g.IndexPath()))
+		ip := filepath.Join(brick, g.IndexPath())
+		// Only a single-link symlink of the exact pointer shape is a
+		// directory pointer: a user's symlink is indexed by a hard link.
+		var st unix.Stat_t
+		if err := unix.Lstat(ip, &st); err != nil {
+			return "", &os.PathError{Op: "lstat", Path: ip, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK || st.Nlink != 1 {
+			return "", fmt.Errorf("gfid index: %s is not a directory pointer", g)
+		}
+		t, err := os.Readlink(ip)
 		if err != nil {
 			return "", err
 		}
-		// ../../xx/yy/<parent>/<name>
-		dir, name := filepath.Split(t)
-		pg, err := gfid.Parse(filepath.Base(filepath.Clean(dir)))
+		pg, name, err := layout.ParsePointer(t)
 		if err != nil {
 			return "", fmt.Errorf("gfid index: bad pointer %q for %s", t, g)
 		}
