@@ -346,9 +346,10 @@ func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) err
 		return s.t.Unlink(parent, name, g)
 	}
 	if g == gfid.Zero {
-		if m, ok := s.t.(*Mirror); ok {
-			return m.RemoveAll(parent, name, g) // made by hand on the mirror
+		if r, ok := s.t.(treeRemover); ok {
+			return r.RemoveAll(parent, name, g) // made by hand on the target
 		}
+		return fmt.Errorf("directory %s without a gfid: this target cannot remove it", name)
 	}
 	ents, err := s.t.ReadDir(g)
 	if err != nil {
@@ -356,8 +357,8 @@ func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) err
 	}
 	for _, e := range ents {
 		if e.GFID == gfid.Zero && e.Mode == sIFDIR {
-			if m, ok := s.t.(*Mirror); ok {
-				if err := m.RemoveAll(g, e.Name, e.GFID); err != nil {
+			if r, ok := s.t.(treeRemover); ok {
+				if err := r.RemoveAll(g, e.Name, e.GFID); err != nil {
 					return err
 				}
 				continue
@@ -515,8 +516,8 @@ func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFil
 		return err
 	}
 	var n int64
-	if m, ok := s.t.(*Mirror); ok {
-		n, err = m.createFrom(parent, name, g, f, a, x)
+	if c, ok := s.t.(fdCreator); ok {
+		n, err = c.createFrom(parent, name, g, f, a, x)
 	} else {
 		var dfd int
 		if dfd, err = unix.Dup(f.fd); err != nil {

@@ -140,3 +140,21 @@ type HashReq struct {
 	N    int64 // bytes read
 	Err  error
 }
+
+// Optional capabilities: a target implements them where it can do better
+// than the core calls; the engine falls back when one is missing.
+
+// fdCreator is a target on this host that takes new content straight from
+// the brick file's descriptor (copy_file_range), with no os.File around
+// it. Fallback: CreateFile with an os.File of a duplicate descriptor.
+type fdCreator interface {
+	createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error)
+}
+
+// treeRemover removes an entry with its whole subtree in one call: for
+// directories made behind replfs's back (no gfid, so the engine cannot
+// walk them by identity). Fallback: the entry is left, counted as a
+// failure.
+type treeRemover interface {
+	RemoveAll(parent gfid.GFID, name string, g gfid.GFID) error
+}
