@@ -52,6 +52,8 @@ type Mirror struct {
 
 	rootMu sync.Mutex
 	root   atomic.Pointer[layout.Root]
+	dfds   fdCache[gfid.GFID] // directories by gfid
+	bfds   fdCache[uint16]    // index buckets by xx/yy
 
 	namesX string // xattr listing a non-directory's parent directories
 	stimeX string
@@ -78,7 +80,11 @@ type Mirror struct {
 }
 
 // NewMirror returns a directory mirror target at path (absolute).
-func NewMirror(path string) *Mirror { return &Mirror{path: path} }
+func NewMirror(path string) *Mirror {
+	m := &Mirror{path: path}
+	m.dfds.max, m.bfds.max = 256, 256
+	return m
+}
 
 func (m *Mirror) Name() string { return m.path }
 func (m *Mirror) Kind() string { return "mirror" }
@@ -109,6 +115,8 @@ func (m *Mirror) rootDir() (*layout.Root, error) {
 func (m *Mirror) Close() error {
 	m.rootMu.Lock()
 	defer m.rootMu.Unlock()
+	m.dfds.dropAll()
+	m.bfds.dropAll()
 	if r := m.root.Swap(nil); r != nil {
 		return r.Close()
 	}
@@ -125,24 +133,29 @@ func (m *Mirror) openRel(rel string) (int, error) {
 }
 
 // bucket opens the index directory of g, making it when make is set.
-func (m *Mirror) bucket(g gfid.GFID, make bool) (int, string, error) {
+func (m *Mirror) bucket(g gfid.GFID, make bool) (*cachedFD, string, error) {
+	key := bucketKey(g)
+	if d, ok := m.bfds.get(key); ok {
+		return d, g.String(), nil
+	}
 	r, err := m.rootDir()
 	if err != nil {
-		return -1, "", err
+		return nil, "", err
 	}
+	var fd int
+	var name string
 	if !make {
-		return r.Bucket(g)
-	}
-	if _, ok := m.made.Load(bucketKey(g)); ok {
-		if fd, name, err := r.Bucket(g); err == nil {
-			return fd, name, nil
+		fd, name, err = r.Bucket(g)
+	} else {
+		fd, name, err = r.MakeBucket(g)
+		if err == nil {
+			m.made.Store(key, true)
 		}
 	}
-	fd, name, err := r.MakeBucket(g)
-	if err == nil {
-		m.made.Store(bucketKey(g), true)
+	if err != nil {
+		return nil, "", err
 	}
-	return fd, name, err
+	return m.bfds.add(key, fd), name, nil
 }
 
 // bucketKey names g's xx/yy index directory.
@@ -153,15 +166,15 @@ func bucketKey(g gfid.GFID) uint16 { return uint16(g[0])<<8 | uint16(g[1]) }
 // symlink is indexed by a hard link to it), is fs.ErrNotExist: g is not a
 // directory of this mirror.
 func (m *Mirror) pointer(g gfid.GFID) (gfid.GFID, string, error) {
-	bfd, name, err := m.bucket(g, false)
+	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return gfid.Zero, "", errNoEntry
 		}
 		return gfid.Zero, "", err
 	}
-	defer unix.Close(bfd)
-	parent, dir, isRoot, err := layout.ReadPointer(bfd, name)
+	defer bk.put()
+	parent, dir, isRoot, err := layout.ReadPointer(bk.fd, name)
 	switch {
 	case err == unix.ENOENT || errors.Is(err, layout.ErrNotPointer):
 		return gfid.Zero, "", fmt.Errorf("mirror %s: %s is not a directory: %w", m.path, g, fs.ErrNotExist)
@@ -185,6 +198,8 @@ func (m *Mirror) dirRel(g gfid.GFID, depth int) (string, error) {
 		return ".", nil
 	case limbo:
 		return limboDir, nil
+	case tmpG:
+		return tmpDir, nil
 	}
 	if p, ok := m.cachedDir(g); ok {
 		return p, nil
@@ -208,20 +223,23 @@ func (m *Mirror) dirRel(g gfid.GFID, depth int) (string, error) {
 // openDir opens directory g and checks that what it opened is g. A cached
 // path that leads elsewhere (a rename) is dropped and g resolved again
 // from the index; a directory that still is not g is errNoEntry.
-func (m *Mirror) openDir(g gfid.GFID) (int, error) {
+func (m *Mirror) openDir(g gfid.GFID) (*cachedFD, error) {
+	if d, ok := m.dfds.get(g); ok {
+		return d, nil
+	}
 	for try := 0; ; try++ {
 		rel, err := m.dirRel(g, 0)
 		if err != nil {
-			return -1, err
+			return nil, err
 		}
 		fd, err := m.openRel(rel)
 		if err == nil {
-			if g == gfid.Root || g == limbo {
-				return fd, nil
+			if g == gfid.Root || g == limbo || g == tmpG {
+				return m.dfds.add(g, fd), nil
 			}
 			got, gerr := layout.GFIDOf(fd, "", m.t.gfidX)
 			if gerr == nil && got == g {
-				return fd, nil
+				return m.dfds.add(g, fd), nil
 			}
 			unix.Close(fd)
 			err = gerr
@@ -229,9 +247,9 @@ func (m *Mirror) openDir(g gfid.GFID) (int, error) {
 		m.forgetDirs()
 		if try > 0 {
 			if err == nil || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-				return -1, errNoEntry
+				return nil, errNoEntry
 			}
-			return -1, err
+			return nil, err
 		}
 	}
 }
@@ -279,30 +297,30 @@ func (m *Mirror) childName(parent gfid.GFID, name string) error {
 }
 
 // openParent opens directory parent for an operation on its entry name.
-func (m *Mirror) openParent(parent gfid.GFID, name string) (int, error) {
+func (m *Mirror) openParent(parent gfid.GFID, name string) (*cachedFD, error) {
 	if err := m.childName(parent, name); err != nil {
-		return -1, err
+		return nil, err
 	}
 	return m.openDir(parent)
 }
 
 func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, error) {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return gfid.Zero, Attr{}, false, nil
 		}
 		return gfid.Zero, Attr{}, false, err
 	}
-	defer unix.Close(dfd)
+	defer d.put()
 	var st unix.Stat_t
-	if err := layout.Lstat(dfd, name, &st); err != nil {
+	if err := layout.Lstat(d.fd, name, &st); err != nil {
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			return gfid.Zero, Attr{}, false, nil
 		}
 		return gfid.Zero, Attr{}, false, &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
-	g, err := layout.GFIDOf(dfd, name, m.t.gfidX)
+	g, err := layout.GFIDOf(d.fd, name, m.t.gfidX)
 	a := attrOf(&st)
 	if a.Type() != sIFDIR && a.Nlink > 0 && g != gfid.Zero {
 		a.Nlink-- // the index link
@@ -313,12 +331,13 @@ func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, e
 // inode is one inode of the mirror, addressed for *at calls: name in
 // directory fd, or fd itself when name is "" (a directory).
 type inode struct {
+	ref  *cachedFD
 	fd   int
 	name string
 	st   unix.Stat_t
 }
 
-func (n inode) close() { unix.Close(n.fd) }
+func (n inode) close() { n.ref.put() }
 
 // open finds inode g: a directory by its path (gfid-checked), anything
 // else through its index entry, which is a hard link to it. An index
@@ -327,16 +346,16 @@ func (m *Mirror) open(g gfid.GFID) (inode, error) {
 	if g == gfid.Root || g == limbo {
 		return m.openDirInode(g)
 	}
-	bfd, name, err := m.bucket(g, false)
+	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return inode{}, errNoEntry
 		}
 		return inode{}, err
 	}
-	n := inode{fd: bfd, name: name}
-	if err := layout.Lstat(bfd, name, &n.st); err != nil {
-		unix.Close(bfd)
+	n := inode{ref: bk, fd: bk.fd, name: name}
+	if err := layout.Lstat(bk.fd, name, &n.st); err != nil {
+		bk.put()
 		if err == unix.ENOENT {
 			return inode{}, errNoEntry
 		}
@@ -346,23 +365,23 @@ func (m *Mirror) open(g gfid.GFID) (inode, error) {
 	// is indexed by a hard link (two or more).
 	if n.st.Mode&sIFMT != sIFLNK || n.st.Nlink > 1 {
 		if n.st.Nlink <= 1 {
-			unix.Close(bfd)
+			bk.put()
 			return inode{}, errNoEntry
 		}
 		return n, nil
 	}
-	unix.Close(bfd)
+	bk.put()
 	return m.openDirInode(g)
 }
 
 func (m *Mirror) openDirInode(g gfid.GFID) (inode, error) {
-	fd, err := m.openDir(g)
+	d, err := m.openDir(g)
 	if err != nil {
 		return inode{}, err
 	}
-	n := inode{fd: fd}
-	if err := unix.Fstat(fd, &n.st); err != nil {
-		unix.Close(fd)
+	n := inode{ref: d, fd: d.fd}
+	if err := unix.Fstat(d.fd, &n.st); err != nil {
+		d.put()
 		return inode{}, err
 	}
 	return n, nil
@@ -387,7 +406,12 @@ func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
 }
 
 func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
-	fd, err := m.openDir(dir)
+	dd, err := m.openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer dd.put()
+	fd, err := dd.reopen()
 	if err != nil {
 		return nil, err
 	}
@@ -448,41 +472,41 @@ func (m *Mirror) setDirPointer(g, parent gfid.GFID, name string) error {
 	if g == gfid.Root {
 		target = gfid.RootPointer
 	}
-	bfd, ename, err := m.bucket(g, true)
+	bk, ename, err := m.bucket(g, true)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	// A new directory has no pointer yet: one symlink makes it.
-	err = unix.Symlinkat(target, bfd, ename)
+	err = unix.Symlinkat(target, bk.fd, ename)
 	if err == nil {
 		return nil
 	}
 	if err != unix.EEXIST {
 		return &fs.PathError{Op: "symlink", Path: m.path + "/" + g.IndexPath(), Err: err}
 	}
-	if old, err := layout.Readlink(bfd, ename); err == nil && old == target {
+	if old, err := layout.Readlink(bk.fd, ename); err == nil && old == target {
 		return nil
 	}
 	tmp := ename + ".new"
-	unix.Unlinkat(bfd, tmp, 0)
-	if err := unix.Symlinkat(target, bfd, tmp); err != nil {
+	unix.Unlinkat(bk.fd, tmp, 0)
+	if err := unix.Symlinkat(target, bk.fd, tmp); err != nil {
 		return &fs.PathError{Op: "symlink", Path: m.path + "/" + g.IndexPath() + ".new", Err: err}
 	}
-	return unix.Renameat(bfd, tmp, bfd, ename)
+	return unix.Renameat(bk.fd, tmp, bk.fd, ename)
 }
 
 // dropIndex removes g's index entry.
 func (m *Mirror) dropIndex(g gfid.GFID) error {
-	bfd, name, err := m.bucket(g, false)
+	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	defer unix.Close(bfd)
-	if err := unix.Unlinkat(bfd, name, 0); err != nil && err != unix.ENOENT {
+	defer bk.put()
+	if err := unix.Unlinkat(bk.fd, name, 0); err != nil && err != unix.ENOENT {
 		return &fs.PathError{Op: "unlink", Path: m.path + "/" + g.IndexPath(), Err: err}
 	}
 	return nil
@@ -491,24 +515,24 @@ func (m *Mirror) dropIndex(g gfid.GFID) error {
 // Make creates parent/name as inode g, indexed, with a's owner and mode
 // and the xattrs x.
 func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link string, x Xattrs) error {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
+	defer d.put()
 	switch a.Type() {
 	case sIFDIR:
-		err = unix.Mkdirat(dfd, name, 0o700)
+		err = unix.Mkdirat(d.fd, name, 0o700)
 	case sIFREG:
 		var fd int
-		fd, err = unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Openat(d.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == nil {
 			unix.Close(fd)
 		}
 	case sIFLNK:
-		err = unix.Symlinkat(link, dfd, name)
+		err = unix.Symlinkat(link, d.fd, name)
 	default:
-		err = unix.Mknodat(dfd, name, a.Type()|0o600, int(a.Rdev))
+		err = unix.Mknodat(d.fd, name, a.Type()|0o600, int(a.Rdev))
 	}
 	if err != nil {
 		if err == unix.EEXIST {
@@ -516,7 +540,7 @@ func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link s
 		}
 		return &fs.PathError{Op: "make", Path: name, Err: err}
 	}
-	if err := layout.Setxattr(dfd, name, m.t.gfidX, g[:], 0); err != nil {
+	if err := layout.Setxattr(d.fd, name, m.t.gfidX, g[:], 0); err != nil {
 		return &fs.PathError{Op: "setxattr gfid", Path: name, Err: err}
 	}
 	if a.Type() == sIFDIR {
@@ -526,56 +550,56 @@ func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link s
 			}
 		}
 	} else {
-		if err = m.setNamesAt(dfd, name, []nameRef{{parent, name}}); err == nil {
-			err = m.linkIndex(g, dfd, name)
+		if err = m.setNamesAt(d.fd, name, []nameRef{{parent, name}}); err == nil {
+			err = m.linkIndex(g, d.fd, name)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("mirror %s: index %s: %w", m.path, name, err)
 	}
-	return m.setMetaAt(dfd, name, a, x, MetaOwner|MetaMode|MetaXattrs)
+	return m.setMetaAt(d.fd, name, a, x, MetaOwner|MetaMode|MetaXattrs)
 }
 
 // linkIndex makes the index entry of non-directory g a hard link to
 // dfd/name, replacing an older one.
 func (m *Mirror) linkIndex(g gfid.GFID, dfd int, name string) error {
-	bfd, ename, err := m.bucket(g, true)
+	bk, ename, err := m.bucket(g, true)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(bfd)
-	err = unix.Linkat(dfd, name, bfd, ename, 0)
+	defer bk.put()
+	err = unix.Linkat(dfd, name, bk.fd, ename, 0)
 	if err != unix.EEXIST {
 		return err
 	}
 	tmp := ename + ".new"
-	unix.Unlinkat(bfd, tmp, 0)
-	if err := unix.Linkat(dfd, name, bfd, tmp, 0); err != nil {
+	unix.Unlinkat(bk.fd, tmp, 0)
+	if err := unix.Linkat(dfd, name, bk.fd, tmp, 0); err != nil {
 		return err
 	}
-	return unix.Renameat(bfd, tmp, bfd, ename)
+	return unix.Renameat(bk.fd, tmp, bk.fd, ename)
 }
 
 func (m *Mirror) Link(g, parent gfid.GFID, name string) error {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
-	bfd, ename, err := m.bucket(g, false)
+	defer d.put()
+	bk, ename, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return errNoEntry
 		}
 		return err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	var st unix.Stat_t
-	if err := layout.Lstat(bfd, ename, &st); err != nil || st.Mode&sIFMT == sIFDIR ||
+	if err := layout.Lstat(bk.fd, ename, &st); err != nil || st.Mode&sIFMT == sIFDIR ||
 		st.Mode&sIFMT == sIFLNK && st.Nlink == 1 {
 		return errNoEntry // no such non-directory (a pointer is not linked)
 	}
-	if err := unix.Linkat(bfd, ename, dfd, name, 0); err != nil {
+	if err := unix.Linkat(bk.fd, ename, d.fd, name, 0); err != nil {
 		if err == unix.EEXIST {
 			return fs.ErrExist
 		}
@@ -584,37 +608,37 @@ func (m *Mirror) Link(g, parent gfid.GFID, name string) error {
 		}
 		return &fs.PathError{Op: "link", Path: name, Err: err}
 	}
-	return m.editNames(bfd, ename, nil, &nameRef{parent, name})
+	return m.editNames(bk.fd, ename, nil, &nameRef{parent, name})
 }
 
 // holds checks that parent/name holds g and returns the parent open.
-func (m *Mirror) holds(parent gfid.GFID, name string, g gfid.GFID) (int, unix.Stat_t, error) {
+func (m *Mirror) holds(parent gfid.GFID, name string, g gfid.GFID) (*cachedFD, unix.Stat_t, error) {
 	var st unix.Stat_t
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
-		return -1, st, err
+		return nil, st, err
 	}
-	if err := layout.Lstat(dfd, name, &st); err != nil {
-		unix.Close(dfd)
-		return -1, st, errNoEntry
+	if err := layout.Lstat(d.fd, name, &st); err != nil {
+		d.put()
+		return nil, st, errNoEntry
 	}
-	if got, _ := layout.GFIDOf(dfd, name, m.t.gfidX); got != g {
-		unix.Close(dfd)
-		return -1, st, fmt.Errorf("%s holds %s, not %s: %w", name, got, g, fs.ErrExist)
+	if got, _ := layout.GFIDOf(d.fd, name, m.t.gfidX); got != g {
+		d.put()
+		return nil, st, fmt.Errorf("%s holds %s, not %s: %w", name, got, g, fs.ErrExist)
 	}
-	return dfd, st, nil
+	return d, st, nil
 }
 
 func (m *Mirror) Unlink(parent gfid.GFID, name string, g gfid.GFID) error {
-	dfd, st, err := m.holds(parent, name, g)
+	hd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
+	defer hd.put()
 	if st.Mode&sIFMT == sIFDIR {
 		return fmt.Errorf("mirror %s: unlink %s: %w", m.path, name, unix.EISDIR)
 	}
-	if err := unix.Unlinkat(dfd, name, 0); err != nil {
+	if err := unix.Unlinkat(hd.fd, name, 0); err != nil {
 		return &fs.PathError{Op: "unlink", Path: name, Err: err}
 	}
 	if g == gfid.Zero {
@@ -623,24 +647,25 @@ func (m *Mirror) Unlink(parent gfid.GFID, name string, g gfid.GFID) error {
 	if st.Nlink <= 2 {
 		return m.dropIndex(g)
 	}
-	bfd, ename, err := m.bucket(g, false)
+	bk, ename, err := m.bucket(g, false)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(bfd)
-	return m.editNames(bfd, ename, &nameRef{parent, name}, nil)
+	defer bk.put()
+	return m.editNames(bk.fd, ename, &nameRef{parent, name}, nil)
 }
 
 func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
-	dfd, _, err := m.holds(parent, name, g)
+	hd, _, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
-	if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
+	defer hd.put()
+	if err := unix.Unlinkat(hd.fd, name, unix.AT_REMOVEDIR); err != nil {
 		return &fs.PathError{Op: "rmdir", Path: name, Err: err}
 	}
 	m.forgetDirs()
+	m.dfds.drop(g)
 	if g != gfid.Zero {
 		return m.dropIndex(g)
 	}
@@ -650,17 +675,17 @@ func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
 // Rename moves oldParent/oldName, holding g, to the free name
 // newParent/newName (limbo included).
 func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.GFID, newName string) error {
-	ofd, st, err := m.holds(oldParent, oldName, g)
+	od, st, err := m.holds(oldParent, oldName, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(ofd)
-	nfd, err := m.openParent(newParent, newName)
+	defer od.put()
+	nd, err := m.openParent(newParent, newName)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(nfd)
-	if err := unix.Renameat2(ofd, oldName, nfd, newName, unix.RENAME_NOREPLACE); err != nil {
+	defer nd.put()
+	if err := unix.Renameat2(od.fd, oldName, nd.fd, newName, unix.RENAME_NOREPLACE); err != nil {
 		if err == unix.EEXIST {
 			return fs.ErrExist
 		}
@@ -673,16 +698,16 @@ func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.G
 	if g == gfid.Zero {
 		return nil
 	}
-	bfd, ename, err := m.bucket(g, false)
+	bk, ename, err := m.bucket(g, false)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	drop, add := nameRef{oldParent, oldName}, nameRef{newParent, newName}
 	if newParent == limbo {
-		return m.editNames(bfd, ename, &drop, nil)
+		return m.editNames(bk.fd, ename, &drop, nil)
 	}
-	return m.editNames(bfd, ename, &drop, &add)
+	return m.editNames(bk.fd, ename, &drop, &add)
 }
 
 func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
@@ -690,18 +715,18 @@ func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
 }
 
 func (m *Mirror) Adopt(parent gfid.GFID, name string, g gfid.GFID) error {
-	dfd, st, err := m.holds(parent, name, g)
+	hd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
+	defer hd.put()
 	if st.Mode&sIFMT == sIFDIR {
 		return m.setDirPointer(g, parent, name)
 	}
-	if err := m.setNamesAt(dfd, name, []nameRef{{parent, name}}); err != nil {
+	if err := m.setNamesAt(hd.fd, name, []nameRef{{parent, name}}); err != nil {
 		return err
 	}
-	return m.linkIndex(g, dfd, name)
+	return m.linkIndex(g, hd.fd, name)
 }
 
 func (m *Mirror) EmptyLimbo() (int, error) {
@@ -750,6 +775,7 @@ func (m *Mirror) removeTree(dfd int, name string) error {
 			return &fs.PathError{Op: "rmdir", Path: name, Err: err}
 		}
 		m.forgetDirs()
+		m.dfds.drop(g)
 	} else if err := unix.Unlinkat(dfd, name, 0); err != nil {
 		return &fs.PathError{Op: "unlink", Path: name, Err: err}
 	}
@@ -761,15 +787,19 @@ func (m *Mirror) removeTree(dfd int, name string) error {
 
 // RemoveAll removes parent/name (holding g) and its whole subtree.
 func (m *Mirror) RemoveAll(parent gfid.GFID, name string, g gfid.GFID) error {
-	dfd, _, err := m.holds(parent, name, g)
+	hd, _, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
-	return m.removeTree(dfd, name)
+	defer hd.put()
+	return m.removeTree(hd.fd, name)
 }
 
+// Sync makes everything durable, and ends the batch's use of cached
+// descriptors.
 func (m *Mirror) Sync() error {
+	m.dfds.dropAll()
+	m.bfds.dropAll()
 	r, err := m.rootDir()
 	if err != nil {
 		return err

@@ -59,21 +59,26 @@ func (m *Mirror) parentsAt(dfd int, name string) []gfid.GFID {
 }
 
 func (m *Mirror) Parents(g gfid.GFID) ([]gfid.GFID, error) {
-	bfd, name, err := m.bucket(g, false)
+	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	defer unix.Close(bfd)
-	ps := m.parentsAt(bfd, name)
+	defer bk.put()
+	ps := m.parentsAt(bk.fd, name)
 	return slices.DeleteFunc(ps, func(p gfid.GFID) bool { return p == limbo }), nil
 }
 
-// namesOfInode lists the entries of directory dfd that are inode ino.
-func namesOfInode(dfd int, ino uint64) []string {
-	ents, _ := readNamesFD(dfd, "")
+// namesOfInode lists the entries of directory d that are inode ino.
+func namesOfInode(d *cachedFD, ino uint64) []string {
+	fd, err := d.reopen()
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	ents, _ := readNamesFD(fd, "")
 	var out []string
 	for _, e := range ents {
 		if e.ino == ino {
@@ -109,12 +114,12 @@ func (m *Mirror) editNames(dfd int, name string, drop, add *nameRef) error {
 			if st.Nlink <= 2 && add != nil {
 				continue // its only name moves
 			}
-			pfd, err := m.openDir(q)
+			pd, err := m.openDir(q)
 			if err != nil {
 				continue
 			}
-			left := len(namesOfInode(pfd, st.Ino))
-			unix.Close(pfd)
+			left := len(namesOfInode(pd, st.Ino))
+			pd.put()
 			if left == 0 {
 				continue
 			}
@@ -127,9 +132,21 @@ func (m *Mirror) editNames(dfd int, name string, drop, add *nameRef) error {
 	return m.setNamesAt(dfd, name, refs)
 }
 
+// namesOfEntries lists directory d.
+func namesOfEntries(d *cachedFD) []dirent {
+	fd, err := d.reopen()
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	ents, _ := readNamesFD(fd, "")
+	return ents
+}
+
 // liveName is one name of an inode, with its directory open.
 type liveName struct {
 	nameRef
+	dir *cachedFD
 	dfd int
 }
 
@@ -139,38 +156,39 @@ type liveName struct {
 // counts the names that still are the inode.
 func (m *Mirror) liveNames(g gfid.GFID, parents []gfid.GFID, st *unix.Stat_t) (live []liveName, same uint64) {
 	for _, parent := range parents {
-		dfd, err := m.openDir(parent)
+		d, err := m.openDir(parent)
 		if err != nil {
 			continue
 		}
 		kept := false
-		ents, _ := readNamesFD(dfd, "")
-		for _, e := range ents {
+		for _, e := range namesOfEntries(d) {
 			var est unix.Stat_t
-			if e.ino != st.Ino || layout.Lstat(dfd, e.name, &est) != nil || est.Mode&sIFMT != sIFREG {
+			if e.ino != st.Ino || layout.Lstat(d.fd, e.name, &est) != nil || est.Mode&sIFMT != sIFREG {
 				continue
 			}
 			if est.Ino == st.Ino && est.Dev == st.Dev {
 				same++
-			} else if got, _ := layout.GFIDOf(dfd, e.name, m.t.gfidX); got != g {
+			} else if got, _ := layout.GFIDOf(d.fd, e.name, m.t.gfidX); got != g {
 				continue
 			}
-			live = append(live, liveName{nameRef{parent, e.name}, dfd})
+			live = append(live, liveName{nameRef{parent, e.name}, d, d.fd})
 			kept = true
 		}
 		if !kept {
-			unix.Close(dfd)
+			d.put()
 		}
 	}
 	return live, same
 }
 
+// closeLive releases the directories of live names (one reference each,
+// however many names it holds).
 func closeLive(live []liveName) {
-	seen := map[int]bool{}
+	seen := map[*cachedFD]bool{}
 	for _, l := range live {
-		if !seen[l.dfd] {
-			seen[l.dfd] = true
-			unix.Close(l.dfd)
+		if !seen[l.dir] {
+			seen[l.dir] = true
+			l.dir.put()
 		}
 	}
 }
@@ -178,25 +196,25 @@ func closeLive(live []liveName) {
 // tmpFile makes a new regular file in .replfs/tmp with src's content, g's
 // gfid, the names refs and a's attributes; it returns the tmp directory
 // open and the file's name there.
-func (m *Mirror) tmpFile(g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef) (int, string, int64, error) {
-	tfd, err := m.openRel(tmpDir)
+func (m *Mirror) tmpFile(g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef) (*cachedFD, string, int64, error) {
+	td, err := m.openDir(tmpG)
 	if err != nil {
-		return -1, "", 0, err
+		return nil, "", 0, err
 	}
 	name := g.String() + "." + strconv.FormatUint(m.tmpSeq.Add(1), 10)
 	mode, chmod := m.cr.createMode(a)
-	fd, err := m.openNew(tfd, name, mode)
+	fd, err := m.openNew(td.fd, name, mode)
 	if err != nil {
-		unix.Close(tfd)
-		return -1, "", 0, err
+		td.put()
+		return nil, "", 0, err
 	}
 	n, err := m.fillFD(fd, name, chmod, g, src, a, x, refs)
 	if err != nil {
-		unix.Unlinkat(tfd, name, 0)
-		unix.Close(tfd)
-		return -1, "", n, err
+		unix.Unlinkat(td.fd, name, 0)
+		td.put()
+		return nil, "", n, err
 	}
-	return tfd, name, n, nil
+	return td, name, n, nil
 }
 
 func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
@@ -205,33 +223,33 @@ func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.
 
 // createFrom is CreateFile from a descriptor.
 func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error) {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(dfd)
+	defer d.put()
 	// The file is made as its own index entry and gets its name only when
 	// complete: no temporary name, and nothing torn is ever visible.
-	bfd, ename, err := m.bucket(g, true)
+	bk, ename, err := m.bucket(g, true)
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	mode, chmod := m.cr.createMode(a)
-	fd, err := m.openNew(bfd, ename, mode)
+	fd, err := m.openNew(bk.fd, ename, mode)
 	if err != nil {
 		return 0, err
 	}
 	n, err := m.fillFD(fd, ename, chmod, g, src.fd, a, x, []nameRef{{parent, name}})
 	if err == nil {
-		if err = unix.Linkat(bfd, ename, dfd, name, 0); err == unix.EEXIST {
+		if err = unix.Linkat(bk.fd, ename, d.fd, name, 0); err == unix.EEXIST {
 			err = fs.ErrExist
 		} else if err != nil {
 			err = &fs.PathError{Op: "link", Path: name, Err: err}
 		}
 	}
 	if err != nil {
-		unix.Unlinkat(bfd, ename, 0)
+		unix.Unlinkat(bk.fd, ename, 0)
 		return n, err
 	}
 	return n, nil
@@ -241,16 +259,16 @@ func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcF
 // names at once: the new content is written aside, indexed, and renamed
 // over each name.
 func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
-	bfd, ename, err := m.bucket(g, false)
+	bk, ename, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, errNoEntry
 		}
 		return 0, err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	var old unix.Stat_t
-	if err := layout.Lstat(bfd, ename, &old); err != nil {
+	if err := layout.Lstat(bk.fd, ename, &old); err != nil {
 		if err == unix.ENOENT {
 			return 0, errNoEntry
 		}
@@ -259,27 +277,27 @@ func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, 
 	if old.Mode&sIFMT != sIFREG {
 		return 0, fmt.Errorf("mirror %s: write %s: not a regular file: %w", m.path, g, fs.ErrNotExist)
 	}
-	live, same := m.liveNames(g, m.parentsAt(bfd, ename), &old)
+	live, same := m.liveNames(g, m.parentsAt(bk.fd, ename), &old)
 	defer closeLive(live)
 	if same != old.Nlink-1 {
 		// The name list is incomplete (a crash between two steps): write
 		// in place, which keeps every name but is not atomic.
-		return m.writeInPlace(bfd, ename, int(src.Fd()), a, x)
+		return m.writeInPlace(bk.fd, ename, int(src.Fd()), a, x)
 	}
 	refs := make([]nameRef, len(live))
 	for i, l := range live {
 		refs[i] = l.nameRef
 	}
-	tfd, tmp, n, err := m.tmpFile(g, int(src.Fd()), a, x, refs)
+	td, tmp, n, err := m.tmpFile(g, int(src.Fd()), a, x, refs)
 	if err != nil {
 		return n, err
 	}
-	defer unix.Close(tfd)
-	defer unix.Unlinkat(tfd, tmp, 0)
-	if err := m.linkIndex(g, tfd, tmp); err != nil {
+	defer td.put()
+	defer unix.Unlinkat(td.fd, tmp, 0)
+	if err := m.linkIndex(g, td.fd, tmp); err != nil {
 		return n, err
 	}
-	return n, m.switchNames(live, tfd, tmp)
+	return n, m.switchNames(live, td.fd, tmp)
 }
 
 // switchNames renames the new file tfd/tmp over every live name.

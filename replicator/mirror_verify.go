@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-		"strconv"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -45,7 +45,7 @@ func (m *Mirror) Attach(brickID string) error {
 // ErrIndexStale (a directory the walk found by name, that the replicator
 // would not find by gfid), never another directory's listing.
 func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
-	fd, err := m.openDir(dir)
+	dd, err := m.openDir(dir)
 	if err != nil {
 		if isNoEntry(err) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
 			what := "is missing or leads to another directory"
@@ -56,24 +56,29 @@ func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
 		}
 		return nil, err
 	}
+	defer dd.put()
+	fd, err := dd.reopen()
+	if err != nil {
+		return nil, err
+	}
 	defer unix.Close(fd)
 	return listFullFD(&m.t, fd, m.path, dir == gfid.Root, hashBelow)
 }
 
 func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
+	defer d.put()
 	var st unix.Stat_t
-	if err := layout.Lstat(dfd, name, &st); err != nil {
+	if err := layout.Lstat(d.fd, name, &st); err != nil {
 		return &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
 	if st.Mode&sIFMT != sIFDIR {
 		return fmt.Errorf("mirror %s: repoint %s: %s is not a directory", m.path, g, name)
 	}
-	if got, err := layout.GFIDOf(dfd, name, m.t.gfidX); err != nil || got != g {
+	if got, err := layout.GFIDOf(d.fd, name, m.t.gfidX); err != nil || got != g {
 		if err == nil {
 			err = fmt.Errorf("it has gfid %s", gfidString(got))
 		}
@@ -84,28 +89,28 @@ func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
 }
 
 func (m *Mirror) LookupFull(parent gfid.GFID, name string) (FullEntry, bool, error) {
-	dfd, err := m.openParent(parent, name)
+	d, err := m.openParent(parent, name)
 	if err != nil {
 		if isNoEntry(err) {
 			return FullEntry{}, false, nil
 		}
 		return FullEntry{}, false, err
 	}
-	defer unix.Close(dfd)
-	e, ok, err := statEntry(&m.t, dfd, m.path, name)
+	defer d.put()
+	e, ok, err := statEntry(&m.t, d.fd, m.path, name)
 	return e, ok && err == nil, err
 }
 
 func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
-	bfd, name, err := m.bucket(g, false)
+	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return contenthash.Sum{}, 0, errNoEntry
 		}
 		return contenthash.Sum{}, 0, err
 	}
-	defer unix.Close(bfd)
-	s, n, err := hashAt(bfd, name, size)
+	defer bk.put()
+	s, n, err := hashAt(bk.fd, name, size)
 	if err != nil {
 		if err == unix.ENOENT {
 			return contenthash.Sum{}, 0, errNoEntry
@@ -116,14 +121,14 @@ func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 }
 
 func (m *Mirror) HashDir(dir gfid.GFID, reqs []HashReq) error {
-	dfd, err := m.openDir(dir)
+	d, err := m.openDir(dir)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
+	defer d.put()
 	for i := range reqs {
 		r := &reqs[i]
-		r.Sum, r.N, r.Err = hashAt(dfd, r.Name, r.Size)
+		r.Sum, r.N, r.Err = hashAt(d.fd, r.Name, r.Size)
 		if r.Err != nil {
 			r.Err = &fs.PathError{Op: "hash", Path: r.Name, Err: r.Err}
 		}
@@ -131,7 +136,7 @@ func (m *Mirror) HashDir(dir gfid.GFID, reqs []HashReq) error {
 	return nil
 }
 
-// hashAt hashes regular file name in directory dfd (not following a
+// hashAt hashes regular file name in directory d.fd (not following a
 // symlink, not touching its atime).
 func hashAt(dfd int, name string, size int64) (contenthash.Sum, int64, error) {
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
@@ -148,18 +153,18 @@ func hashAt(dfd int, name string, size int64) (contenthash.Sum, int64, error) {
 // Relink replaces parent/name with a hard link to g's indexed inode, in
 // one rename (the name never disappears).
 func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
-	dfd, pst, err := m.holds(parent, name, g)
+	hd, pst, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
-	bfd, ename, err := m.bucket(g, true)
+	defer hd.put()
+	bk, ename, err := m.bucket(g, true)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(bfd)
+	defer bk.put()
 	var st unix.Stat_t
-	if err := layout.Lstat(bfd, ename, &st); err == unix.ENOENT {
+	if err := layout.Lstat(bk.fd, ename, &st); err == unix.ENOENT {
 		// The index has lost g (a crash between making the name and
 		// indexing it, or damage): this name's inode becomes g's.
 		return m.Adopt(parent, name, g)
@@ -168,7 +173,7 @@ func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
 		// Already that inode (rename(2) of a link over another link of
 		// the same inode would do nothing and leave the temporary link):
 		// only its name list may lack this name.
-		return m.editNames(bfd, ename, nil, &nameRef{parent, name})
+		return m.editNames(bk.fd, ename, nil, &nameRef{parent, name})
 	}
 	if st.Mode&sIFMT == sIFDIR || st.Mode&sIFMT == sIFLNK && st.Nlink == 1 {
 		return fmt.Errorf("mirror %s: relink %s: the index holds a directory", m.path, name)
@@ -179,15 +184,15 @@ func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
 	}
 	defer unix.Close(tfd)
 	tmp := g.String() + ".link" + strconv.FormatUint(m.tmpSeq.Add(1), 10)
-	if err := unix.Linkat(bfd, ename, tfd, tmp, 0); err != nil {
+	if err := unix.Linkat(bk.fd, ename, tfd, tmp, 0); err != nil {
 		if err == unix.ENOENT {
 			return errNoEntry
 		}
 		return &fs.PathError{Op: "link", Path: tmp, Err: err}
 	}
-	if err := unix.Renameat(tfd, tmp, dfd, name); err != nil {
+	if err := unix.Renameat(tfd, tmp, hd.fd, name); err != nil {
 		unix.Unlinkat(tfd, tmp, 0)
 		return &fs.PathError{Op: "rename", Path: name, Err: err}
 	}
-	return m.editNames(bfd, ename, nil, &nameRef{parent, name})
+	return m.editNames(bk.fd, ename, nil, &nameRef{parent, name})
 }

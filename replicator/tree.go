@@ -59,6 +59,9 @@ func (t *tree) openDir(dp string) (int, error) {
 // point into it, a later rename finds them there by gfid).
 var limbo = gfid.GFID{15: 2}
 
+// tmpG names a mirror's .replfs/tmp for its descriptor cache.
+var tmpG = gfid.GFID{15: 3}
+
 const (
 	limboDir = ".replfs/limbo"
 	tmpDir   = ".replfs/tmp"
