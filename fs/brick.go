@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 )
 
 // BrickFormat is the version of the on-disk brick layout (docs/formats.md).
@@ -75,22 +76,47 @@ func CheckBrick(path string) (string, error) {
 	if fi, err := os.Lstat(filepath.Join(abs, gfid.StateDir)); err == nil && !fi.IsDir() {
 		return "", fmt.Errorf("brick %s: %s exists and is not a directory", path, gfid.StateDir)
 	}
-	if b, err := os.ReadFile(filepath.Join(abs, gfid.StateDir, "brick.json")); err == nil {
-		var info BrickInfo
-		if err := json.Unmarshal(b, &info); err != nil {
-			return "", fmt.Errorf("brick %s: corrupt %s/brick.json: %v", path, gfid.StateDir, err)
-		}
-		if info.Format != BrickFormat {
-			return "", fmt.Errorf("brick %s: unsupported brick format %d (this replfs reads %d)", path, info.Format, BrickFormat)
-		}
+	if info, ok, err := readInfoFile(path, abs); err != nil {
+		return "", err
+	} else if ok && info.Format != BrickFormat {
+		return "", fmt.Errorf("brick %s: unsupported brick format %d (this replfs reads %d)", path, info.Format, BrickFormat)
 	}
 	return abs, nil
+}
+
+// readInfoFile reads abs/.replfs/brick.json (ok false when there is none).
+// The file is read through layout.ReadInfoPath: a fifo there would hang
+// the mount, a symlink to /dev/zero exhaust memory.
+func readInfoFile(path, abs string) (info BrickInfo, ok bool, err error) {
+	p := filepath.Join(abs, gfid.StateDir, "brick.json")
+	data, err := layout.ReadInfoPath(p, layout.MaxInfoSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return info, false, nil
+	}
+	if err != nil {
+		return info, false, fmt.Errorf("brick %s: %v; put back the brick.json replfs wrote (its id ties the brick to its mirrors)", path, err)
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return info, false, fmt.Errorf("brick %s: corrupt %s/brick.json: %v", path, gfid.StateDir, err)
+	}
+	return info, true, nil
+}
+
+// ReadBrickID returns the id in a brick's brick.json, "" when the brick
+// has none yet (it gets one at its first mount).
+func ReadBrickID(path string) (string, error) {
+	abs, err := CheckBrick(path)
+	if err != nil {
+		return "", err
+	}
+	info, _, err := readInfoFile(path, abs)
+	return info.ID, err
 }
 
 // LockHolder returns the pid recorded by the replfs that holds the brick,
 // or 0 when nobody holds it.
 func LockHolder(brick string) int {
-	f, err := os.Open(filepath.Join(brick, gfid.StateDir, "run", "lock"))
+	f, err := openOwn(filepath.Join(brick, gfid.StateDir, "run", "lock"), unix.O_RDONLY)
 	if err != nil {
 		return 0
 	}
@@ -137,7 +163,7 @@ func OpenBrick(path string, wait time.Duration) (*Brick, error) {
 }
 
 func (b *Brick) takeLock(wait time.Duration) error {
-	f, err := os.OpenFile(filepath.Join(b.RunDir(), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openOwn(filepath.Join(b.RunDir(), "lock"), unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
 		return fmt.Errorf("brick %s: lock: %w", b.Path, err)
 	}
@@ -165,20 +191,21 @@ func (b *Brick) takeLock(wait time.Duration) error {
 
 func (b *Brick) loadInfo() error {
 	p := filepath.Join(b.StateDir(), "brick.json")
-	data, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
+	info, ok, err := readInfoFile(b.Path, b.Path)
+	if err != nil {
+		return err
+	}
+	if ok {
+		b.Info = info
+	} else {
 		b.Info = BrickInfo{Format: BrickFormat, ID: gfid.New().String(), Xattr: probeNamespace(b.Path), Created: time.Now().UTC()}
 		// A new brick must have its pre-existing content indexed.
-		if err := os.WriteFile(b.dirtyMarker(), nil, 0o600); err != nil {
-			return fmt.Errorf("brick %s: %w", b.Path, err)
+		if err := b.MarkRunning(); err != nil {
+			return err
 		}
 		if err := writeFileAtomic(p, mustJSON(b.Info)); err != nil {
 			return fmt.Errorf("brick %s: write brick.json: %w", b.Path, err)
 		}
-	} else if err != nil {
-		return fmt.Errorf("brick %s: %w", b.Path, err)
-	} else if err := json.Unmarshal(data, &b.Info); err != nil {
-		return fmt.Errorf("brick %s: corrupt brick.json: %v", b.Path, err)
 	}
 	switch b.Info.Xattr {
 	case "trusted":
@@ -204,7 +231,31 @@ func probeNamespace(brick string) string {
 // MarkRunning records that a mount is live; a crash leaves the marker
 // behind so that the next mount reconciles the index.
 func (b *Brick) MarkRunning() error {
-	return os.WriteFile(b.dirtyMarker(), nil, 0o600)
+	f, err := openOwn(b.dirtyMarker(), unix.O_WRONLY|unix.O_CREAT)
+	if err != nil {
+		return fmt.Errorf("brick %s: %w", b.Path, err)
+	}
+	return f.Close()
+}
+
+// openOwn opens one of replfs's own files in the brick's .replfs without
+// following a symlink (one planted there would have replfs truncate or
+// write a file elsewhere) or blocking on a fifo; anything but a regular
+// file is refused, with what to do.
+func openOwn(path string, flag int) (*os.File, error) {
+	fd, err := unix.Open(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	if err == unix.ELOOP {
+		return nil, fmt.Errorf("%s is a symlink; remove it (replfs makes this file itself)", path)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s is not a regular file; remove it (replfs makes this file itself)", path)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // MarkClean removes the marker after a clean shutdown.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/mountinfo"
+	"github.com/replfs/replfs/internal/options"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -80,9 +80,11 @@ func CheckMountpoint(mnt string) (string, error) {
 }
 
 // Validate checks a brick and a mountpoint before anything is changed:
-// both exist and are directories, neither contains the other, the
-// mountpoint is free, no other replfs serves the brick, and an existing
-// journal reads cleanly. It returns their absolute paths.
+// both exist and are directories, neither contains the other (by device
+// and inode, whatever symlink or bind mount leads there: a mount inside
+// its own brick deadlocks), the mountpoint is free, no other replfs serves
+// the brick, and an existing journal reads cleanly. It returns their
+// absolute paths.
 func Validate(brick, mnt string) (string, string, error) {
 	absMnt, err := CheckMountpoint(mnt)
 	if err != nil {
@@ -92,8 +94,8 @@ func Validate(brick, mnt string) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	if absBrick == absMnt || strings.HasPrefix(absMnt, absBrick+"/") || strings.HasPrefix(absBrick, absMnt+"/") {
-		return "", "", fmt.Errorf("brick %s and mountpoint %s must not contain each other", brick, mnt)
+	if err := options.CheckSeparate([]options.Dir{{What: "brick", Path: absBrick}, {What: "mountpoint", Path: absMnt}}); err != nil {
+		return "", "", err
 	}
 	if h := LockHolder(absBrick); h != 0 && IsMountedBrick(absBrick) {
 		return "", "", fmt.Errorf("%w: %s (pid %d)", ErrBrickBusy, brick, h)

@@ -5,9 +5,7 @@ package replicator
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,7 +66,7 @@ func Start(cfg Config) (*Manager, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	m := &Manager{cfg: cfg}
-	b := &brickTree{tree{root: cfg.Brick, gfidX: cfg.GFIDXattr, xtime: cfg.XtimeXattr}}
+	b := &brickTree{newTree(cfg.Brick, cfg.GFIDXattr, cfg.XtimeXattr)}
 	names := map[string]bool{}
 	for _, t := range cfg.Targets {
 		if err := t.Open(cfg.BrickID); err != nil {
@@ -195,52 +193,45 @@ func (m *Manager) setPaused(target string, p bool) error {
 	return nil
 }
 
-// CheckMirrorPath rejects a mirror path before anything is changed: it
-// must be an existing directory outside the brick and the mountpoint, and
-// not a mirror of another brick (brickID empty: a brick not initialized
-// yet, of which no directory can be a mirror).
-func CheckMirrorPath(mirror, brick, mountpoint, brickID string) error {
+// CheckMirrorRoot rejects a mirror path that is not absolute, does not
+// exist, or is not a directory (a symlink is refused too), changing
+// nothing. That it is apart from the brick, the mountpoint and the other
+// mirrors is options.CheckSeparate's to say, once every path is known to
+// lead somewhere.
+func CheckMirrorRoot(mirror string) error {
 	if !filepath.IsAbs(mirror) {
 		return fmt.Errorf("mirror %s: not an absolute path", mirror)
 	}
-	fi, err := os.Stat(mirror)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("mirror %s does not exist", mirror)
-		}
-		return fmt.Errorf("mirror %s: %w", mirror, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("mirror %s is not a directory", mirror)
-	}
-	real, err := filepath.EvalSymlinks(mirror)
-	if err != nil {
-		return fmt.Errorf("mirror %s: %w", mirror, err)
-	}
-	for _, p := range []struct{ what, path string }{{"brick", brick}, {"mountpoint", mountpoint}} {
-		if p.path == "" {
-			continue
-		}
-		rp, err := filepath.EvalSymlinks(p.path)
-		if err != nil {
-			rp = p.path
-		}
-		if real == rp || strings.HasPrefix(real+"/", rp+"/") {
-			return fmt.Errorf("mirror %s is inside the %s %s", mirror, p.what, p.path)
-		}
-		if strings.HasPrefix(rp+"/", real+"/") {
-			return fmt.Errorf("mirror %s contains the %s %s", mirror, p.what, p.path)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(mirror, gfid.StateDir, "brick.json")); err == nil {
-		return fmt.Errorf("mirror %s is a replfs brick, not a mirror", mirror)
-	}
-	ti, ok, err := ReadTargetInfo(mirror)
+	root, err := openMirrorRoot(mirror)
 	if err != nil {
 		return err
 	}
-	if ok && ti.Brick != brickID {
-		return fmt.Errorf("mirror %s is already a mirror of another brick (%s)", mirror, ti.Brick)
+	return root.Close()
+}
+
+// CheckMirrorPath rejects a mirror directory before anything is changed:
+// besides CheckMirrorRoot's checks, it must not be a brick, must keep
+// replfs's own directories as directories, and must be a mirror of this
+// brick, or empty, or (adopt: mirror-adopt=) a copy to seed the mirror
+// from; never a mirror of another brick (brickID empty: a brick not
+// initialized yet, of which no directory is a mirror).
+func CheckMirrorPath(mirror, brickID string, adopt bool) error {
+	if !filepath.IsAbs(mirror) {
+		return fmt.Errorf("mirror %s: not an absolute path", mirror)
+	}
+	root, err := openMirrorRoot(mirror)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	ti, ok, err := readInfoAt(root)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return checkTargetInfo(mirror, ti, brickID)
+	case !adopt:
+		return checkEmpty(root)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/replfs/replfs/internal/layout"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -62,9 +63,13 @@ type worker struct {
 	batch []journal.Record
 }
 
+// loadState reads the worker's state at start; a state that cannot be
+// trusted is replaced by one that runs a hybrid crawl. The file is read
+// through layout.ReadInfoPath: a fifo there would hang the start, a
+// symlink to /dev/zero exhaust memory.
 func (w *worker) loadState() {
 	w.st = workerState{Target: w.t.Name(), Hybrid: true}
-	data, err := os.ReadFile(w.file)
+	data, err := layout.ReadInfoPath(w.file, layout.MaxInfoSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return
 	}
@@ -79,6 +84,29 @@ func (w *worker) loadState() {
 	}
 	w.st = st
 	w.st.Target = w.t.Name()
+	w.checkCursor()
+}
+
+// checkCursor catches a cursor beyond the journal's last record (a state
+// file edited or restored from another day, a journal replaced): the
+// worker would wait for records that never come while status showed the
+// target complete. Nothing else in such a state can be trusted either, so
+// a hybrid crawl of the whole brick (no stime to skip by) rebuilds it,
+// and the journal is then followed from its real end.
+func (w *worker) checkCursor() {
+	last := w.cfg.Journal.LastSeq()
+	if w.st.Cursor <= last && w.st.HybridFrom <= last {
+		return
+	}
+	w.log.Warn("replication state is ahead of the journal: running a hybrid crawl of the whole brick for this target",
+		zap.String("target", w.t.Name()), zap.String("file", w.file),
+		zap.Uint64("cursor", w.st.Cursor), zap.Uint64("hybrid_from", w.st.HybridFrom), zap.Uint64("journal_last_seq", last))
+	w.st.Hybrid, w.st.HybridFrom, w.st.Cursor, w.st.Stime = true, 0, 0, 0
+	if w.st.Checkpoint != 0 {
+		// Judged against a cursor that was not true: reached again only
+		// once the crawl is done.
+		w.st.CheckpointSeq, w.st.CheckpointDone = min(w.st.CheckpointSeq, last), 0
+	}
 }
 
 func (w *worker) saveState() error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,8 +137,11 @@ func newLogger(brick string, mo options.Mount, foreground bool) (*zap.Logger, er
 		cfg.DisableStacktrace = true
 		return cfg.Build()
 	}
-	path := mo.LogFile
+	path, flags := mo.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE
 	if path == "" {
+		// replfs's own file: a symlink planted there is not followed, a
+		// fifo not waited on.
+		flags |= syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 		abs, err := fs.CheckBrick(brick)
 		if err != nil {
 			return nil, err
@@ -150,7 +152,7 @@ func newLogger(brick string, mo options.Mount, foreground bool) (*zap.Logger, er
 		}
 		path = filepath.Join(dir, "replfs.log")
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", path, err)
 	}
@@ -289,23 +291,55 @@ func sdNotify(state string) {
 	c.Write([]byte(state))
 }
 
-// checkMirrors rejects bad mirror= options before anything changes.
+// checkMirrors rejects bad mirror= and mirror-adopt= options before
+// anything changes: each must lead to a directory; none may be the brick,
+// the mountpoint or another mirror, or lie inside or around one of them
+// (by device and inode, whatever the spelling); and each must be empty, a
+// mirror of this brick, or given as mirror-adopt=.
 func checkMirrors(brick, mnt string, mo options.Mount) error {
+	if len(mo.Mirrors) == 0 {
+		return nil
+	}
 	absBrick, _ := filepath.Abs(brick)
 	absMnt, _ := filepath.Abs(mnt)
-	id := ""
-	if data, err := os.ReadFile(filepath.Join(absBrick, ".replfs", "brick.json")); err == nil {
-		var info struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(data, &info) == nil {
-			id = info.ID
-		}
+	id, err := fs.ReadBrickID(absBrick)
+	if err != nil {
+		return err
 	}
+	dirs := []options.Dir{{What: "brick", Path: absBrick}, {What: "mountpoint", Path: absMnt}}
 	for _, m := range mo.Mirrors {
-		if err := replicator.CheckMirrorPath(m, absBrick, absMnt, id); err != nil {
+		if err := replicator.CheckMirrorRoot(m); err != nil {
 			return err
 		}
+		dirs = append(dirs, options.Dir{What: "mirror", Path: m})
+	}
+	if err := options.CheckSeparate(dirs); err != nil {
+		return err
+	}
+	for _, m := range mo.Mirrors {
+		if err := replicator.CheckMirrorPath(m, id, mo.Adopting(m)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adoptMirrors makes each mirror-adopt= directory a mirror of the brick,
+// after listing what its first crawl will remove; one that is a mirror of
+// this brick already is left as it is.
+func adoptMirrors(srv *fs.Server, mo options.Mount, log *zap.Logger) error {
+	id, _, _ := srv.BrickInfo()
+	for _, dir := range mo.Adopt {
+		rep, err := replicator.NewMirror(dir).AdoptCopy(srv.Brick(), id)
+		if err != nil {
+			return err
+		}
+		if !rep.Adopted {
+			log.Info("mirror-adopt: already a mirror of this brick", zap.String("mirror", dir))
+			continue
+		}
+		log.Warn("mirror-adopt: the first crawl removes what the brick does not have", zap.String("mirror", dir),
+			zap.Int("entries", rep.Removed), zap.String("list", rep.List))
 	}
 	return nil
 }
@@ -313,6 +347,9 @@ func checkMirrors(brick, mnt string, mo options.Mount) error {
 // startReplication starts a worker per target and the control socket;
 // the returned stop (safe to call twice) ends both.
 func startReplication(srv *fs.Server, mo options.Mount, log *zap.Logger) (func(), error) {
+	if err := adoptMirrors(srv, mo, log); err != nil {
+		return nil, err
+	}
 	id, gx, xx := srv.BrickInfo()
 	var targets []replicator.Target
 	for _, m := range mo.Mirrors {

@@ -5,6 +5,8 @@ package options
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +27,14 @@ type Mount struct {
 	LogLevel        string
 
 	// Replication.
-	Mirrors       []string // mirror=PATH, repeatable: directory mirrors
-	SyncJobs      int      // sync-jobs=N: parallel data transfers per target
-	BatchSize     int      // batch-size=N: journal records per batch
-	IgnoreDeletes bool     // ignore-deletes: never remove from targets
+	Mirrors []string // mirror=PATH and mirror-adopt=PATH, repeatable: directory mirrors, in order
+	// Adopt lists the mirrors given as mirror-adopt=PATH: a directory
+	// holding an existing copy, which the first crawl makes equal to the
+	// brick (removing what the brick does not have, listed first).
+	Adopt         []string
+	SyncJobs      int  // sync-jobs=N: parallel data transfers per target
+	BatchSize     int  // batch-size=N: journal records per batch
+	IgnoreDeletes bool // ignore-deletes: never remove from targets
 	// VerifyInterval (verify-interval=DUR, off by default): how often the
 	// daemon verifies its targets against the brick.
 	VerifyInterval time.Duration
@@ -109,20 +115,8 @@ func (m *Mount) set(opt string) error {
 		return nil
 	}
 	switch key {
-	case "mirror":
-		if !hasVal || val == "" {
-			return fmt.Errorf("mount option mirror needs a directory, e.g. mirror=/backup/data")
-		}
-		if !strings.HasPrefix(val, "/") {
-			return fmt.Errorf("mount option mirror=%s: the path must be absolute", val)
-		}
-		for _, m := range m.Mirrors {
-			if m == val {
-				return fmt.Errorf("mount option mirror=%s given twice", val)
-			}
-		}
-		m.Mirrors = append(m.Mirrors, val)
-		return nil
+	case "mirror", "mirror-adopt", "mirror_adopt":
+		return m.addMirror(key, val, hasVal)
 	case "sync-jobs", "sync_jobs":
 		return count(&m.SyncJobs, 1, 64)
 	case "batch-size", "batch_size":
@@ -171,5 +165,34 @@ func (m *Mount) set(opt string) error {
 	return fmt.Errorf("unknown mount option %q", opt)
 }
 
+// addMirror adds a mirror= or mirror-adopt= directory. Two spellings of
+// one path are caught here; other aliases (symlinks, bind mounts) once the
+// directories are checked (CheckSeparate).
+func (m *Mount) addMirror(key, val string, hasVal bool) error {
+	if !hasVal || val == "" {
+		return fmt.Errorf("mount option %s needs a directory, e.g. %s=/backup/data", key, key)
+	}
+	if !strings.HasPrefix(val, "/") {
+		return fmt.Errorf("mount option %s=%s: the path must be absolute", key, val)
+	}
+	// Kept clean: it is the target's name in status, pause and resume.
+	clean := filepath.Clean(val)
+	for _, d := range m.Mirrors {
+		if d == clean {
+			return fmt.Errorf("mount option %s=%s given twice; name each mirror once", key, val)
+		}
+	}
+	m.Mirrors = append(m.Mirrors, clean)
+	if key != "mirror" {
+		m.Adopt = append(m.Adopt, clean)
+	}
+	return nil
+}
+
+// Adopting reports whether mirror dir was given as mirror-adopt=.
+func (m Mount) Adopting(dir string) bool {
+	return slices.Contains(m.Adopt, dir)
+}
+
 // Known lists the replfs options, for help texts.
-const Known = "mirror=DIR (repeatable), sync-jobs=N, batch-size=N, ignore-deletes, verify-interval=DUR, rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"
+const Known = "mirror=DIR (repeatable), mirror-adopt=DIR (repeatable), sync-jobs=N, batch-size=N, ignore-deletes, verify-interval=DUR, rollover=DUR, retention=DUR, entry-timeout=DUR, attr-timeout=DUR, negative-timeout=DUR, allow_other, ro, debug, fsname=NAME, log=FILE, log-level=LEVEL"

@@ -42,6 +42,12 @@ func TestParseRejectsBadInput(t *testing.T) {
 		{"mirror=relative/dir", "must be absolute"},
 		{"mirror", "needs a directory"},
 		{"mirror=/a,mirror=/a", "given twice"},
+		{"mirror=/a,mirror=/a/", "given twice"},
+		{"mirror=/a/b/,mirror=/a/./b", "given twice"},
+		{"mirror=/a,mirror-adopt=/a", "given twice"},
+		{"mirror-adopt=/a,mirror-adopt=/a", "given twice"},
+		{"mirror-adopt=rel", "must be absolute"},
+		{"mirror-adopt", "needs a directory"},
 		{"sync-jobs=0", "whole number from 1"},
 		{"sync-jobs=many", "whole number"},
 		{"batch-size=-3", "whole number"},
@@ -74,5 +80,19 @@ func TestParseReplication(t *testing.T) {
 		if err != nil || m.VerifyInterval != want {
 			t.Errorf("Parse(%q): verify interval %v, %v; want %v", in, m.VerifyInterval, err, want)
 		}
+	}
+}
+
+func TestParseMirrorAdopt(t *testing.T) {
+	// As mount.fuse3 passes an fstab line's options.
+	m, err := Parse([]string{"rw,mirror=/backup/a,mirror-adopt=/srv/copy,dev,suid", "mirror_adopt=/srv/old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(m.Mirrors, " ") != "/backup/a /srv/copy /srv/old" {
+		t.Fatalf("mirrors = %q", m.Mirrors)
+	}
+	if m.Adopting("/backup/a") || !m.Adopting("/srv/copy") || !m.Adopting("/srv/old") {
+		t.Fatalf("adopt = %q", m.Adopt)
 	}
 }
