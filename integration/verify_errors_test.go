@@ -12,6 +12,7 @@ import (
 	rfs "github.com/replfs/replfs/fs"
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/replicator"
 )
 
@@ -24,8 +25,8 @@ type failingTarget struct {
 	badName string
 }
 
-func (f failingTarget) HashDir(dir gfid.GFID, reqs []replicator.HashReq) error {
-	err := f.Mirror.HashDir(dir, reqs)
+func (f failingTarget) HashDir(ctx context.Context, dir gfid.GFID, reqs []target.HashReq) error {
+	err := f.Mirror.HashDir(ctx, dir, reqs)
 	for i := range reqs {
 		if dir == f.badDir && reqs[i].Name == f.badName {
 			reqs[i].Err = &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}
@@ -34,8 +35,8 @@ func (f failingTarget) HashDir(dir gfid.GFID, reqs []replicator.HashReq) error {
 	return err
 }
 
-func (f failingTarget) List(dir gfid.GFID, hashBelow int64) ([]replicator.FullEntry, error) {
-	ents, err := f.Mirror.List(dir, hashBelow)
+func (f failingTarget) List(ctx context.Context, dir gfid.GFID, hashBelow int64) ([]target.FullEntry, error) {
+	ents, err := f.Mirror.List(ctx, dir, hashBelow)
 	for i := range ents {
 		if dir == f.badDir && ents[i].Name == f.badName && ents[i].Hashed {
 			ents[i].Sum, ents[i].N = contenthash.Sum{}, 0
@@ -45,11 +46,11 @@ func (f failingTarget) List(dir gfid.GFID, hashBelow int64) ([]replicator.FullEn
 	return ents, err
 }
 
-func (f failingTarget) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
+func (f failingTarget) Hash(ctx context.Context, g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	if g == f.bad {
 		return contenthash.Sum{}, 0, &os.PathError{Op: "read", Path: "bad", Err: syscall.EIO}
 	}
-	return f.Mirror.Hash(g, size)
+	return f.Mirror.Hash(ctx, g, size)
 }
 
 // An unreadable entry is reported with its path and error, and the walk
@@ -71,7 +72,7 @@ func TestVerifyReportsUnreadableAndKeepsWalking(t *testing.T) {
 	b, err := rfs.ReadBrick(f.Brick)
 	must(t, err)
 	m := replicator.NewMirror(mir)
-	must(t, m.Attach(b.Info.ID))
+	must(t, m.Attach(context.Background(), b.Info.ID))
 	bad := gfidAt(t, f.b("b/f2"))
 	var errs []replicator.VerifyError
 	var ds []replicator.Difference

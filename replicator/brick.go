@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // brickTree reads the brick side: never written by the replicator.
@@ -18,15 +19,15 @@ type brickTree struct {
 }
 
 // stat returns a path reaching g on the brick and its attributes.
-func (b *brickTree) stat(g gfid.GFID) (string, Attr, error) {
+func (b *brickTree) stat(g gfid.GFID) (string, target.Attr, error) {
 	p, st, err := b.statGFID(g)
 	if err != nil {
-		return "", Attr{}, err
+		return "", target.Attr{}, err
 	}
 	return p, attrOf(&st), nil
 }
 
-func (b *brickTree) readDir(g gfid.GFID) ([]DirEntry, error) {
+func (b *brickTree) readDir(g gfid.GFID) ([]target.DirEntry, error) {
 	dp, err := b.dirPath(g)
 	if err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func (b *brickTree) xtimeOf(p string) (int64, bool) {
 // when p no longer holds g. listed is p's inode as the walk saw it: when
 // the open finds that inode unchanged (same inode number and ctime, which
 // any xattr change moves), its gfid is known without reading it.
-func (b *brickTree) openAt(p string, g gfid.GFID, listed Attr) (srcFile, Attr, error) {
+func (b *brickTree) openAt(p string, g gfid.GFID, listed target.Attr) (srcFile, target.Attr, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == nil {
 		var st unix.Stat_t
@@ -95,7 +96,7 @@ func (f srcFile) close() {
 }
 
 // open opens regular file g for reading without touching its atime.
-func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
+func (b *brickTree) open(g gfid.GFID) (*os.File, target.Attr, error) {
 	f, a, err := b.openIndex(g)
 	if err != nil {
 		return nil, a, err
@@ -104,7 +105,7 @@ func (b *brickTree) open(g gfid.GFID) (*os.File, Attr, error) {
 }
 
 // openIndex opens regular file g through its index entry.
-func (b *brickTree) openIndex(g gfid.GFID) (srcFile, Attr, error) {
+func (b *brickTree) openIndex(g gfid.GFID) (srcFile, target.Attr, error) {
 	ip := b.indexPath(g)
 	fd, err := unix.Open(ip, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == unix.EPERM {
@@ -112,23 +113,23 @@ func (b *brickTree) openIndex(g gfid.GFID) (srcFile, Attr, error) {
 	}
 	if err != nil {
 		if err == unix.ENOENT {
-			return srcFile{-1, ""}, Attr{}, errNoEntry
+			return srcFile{-1, ""}, target.Attr{}, errNoEntry
 		}
-		return srcFile{-1, ""}, Attr{}, &fs.PathError{Op: "open", Path: ip, Err: err}
+		return srcFile{-1, ""}, target.Attr{}, &fs.PathError{Op: "open", Path: ip, Err: err}
 	}
 	f := srcFile{fd, ip}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.close()
-		return srcFile{-1, ""}, Attr{}, err
+		return srcFile{-1, ""}, target.Attr{}, err
 	}
 	if st.Mode&sIFMT != sIFREG {
 		f.close()
-		return srcFile{-1, ""}, Attr{}, fmt.Errorf("%s is not a regular file", ip)
+		return srcFile{-1, ""}, target.Attr{}, fmt.Errorf("%s is not a regular file", ip)
 	}
 	if st.Nlink <= 1 {
 		f.close()
-		return srcFile{-1, ""}, Attr{}, errNoEntry
+		return srcFile{-1, ""}, target.Attr{}, errNoEntry
 	}
 	return f, attrOf(&st), nil
 }

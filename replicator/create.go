@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // How a mirror makes a new regular file: through its descriptor only, with
@@ -70,7 +72,7 @@ func readUmask() uint32 {
 
 // createMode is the mode to create a file for a with, and whether fchmod
 // is still needed after it.
-func (c *creator) createMode(a Attr) (uint32, bool) {
+func (c *creator) createMode(a target.Attr) (uint32, bool) {
 	want := a.Mode & 0o7777
 	if !c.finalMode {
 		return 0o600, true
@@ -81,7 +83,7 @@ func (c *creator) createMode(a Attr) (uint32, bool) {
 
 // needChown: chown is a no-op when the new file already has a's owner
 // (and, done by root, it would clear set-id bits fchmod sets back).
-func (c *creator) needChown(a Attr) bool {
+func (c *creator) needChown(a target.Attr) bool {
 	return c.chownAll || a.UID != c.uid || a.GID != c.gid
 }
 
@@ -112,8 +114,8 @@ func (m *Mirror) openNew(dfd int, name string, mode uint32) (int, error) {
 // attributes through its descriptor fd, and closes it. Owner goes before
 // the xattrs (chown drops security.capability) and the mode after them
 // (without privilege, a read-only file takes no user.* xattr).
-func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef) (int64, error) {
-	n, err := m.copyFD(fd, src, a.Size)
+func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src target.Source, a target.Attr, x target.Xattrs, refs []nameRef) (int64, error) {
+	n, err := m.copySource(fd, src, src.Size())
 	if err == nil {
 		err = unix.Fsetxattr(fd, m.t.gfidX, g[:], 0)
 	}
@@ -125,7 +127,9 @@ func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src int, a
 	}
 	for k, v := range x {
 		if err == nil {
-			err = unix.Fsetxattr(fd, k, v, 0)
+			if xerr := unix.Fsetxattr(fd, k, v, 0); xerr != nil {
+				err = &xattrError{k, xerr}
+			}
 		}
 	}
 	if err == nil && chmod {
@@ -142,6 +146,37 @@ func (m *Mirror) fillFD(fd int, name string, chmod bool, g gfid.GFID, src int, a
 		return n, fmt.Errorf("write %s: %w", name, err)
 	}
 	return n, nil
+}
+
+// copySource copies size bytes of src from offset 0 to the new file dst:
+// kernel-side from a descriptor of this host, else through ReadAt.
+func (m *Mirror) copySource(dst int, src target.Source, size int64) (int64, error) {
+	if f, ok := src.(target.FDSource); ok {
+		return m.copyFD(dst, f.FD(), size)
+	}
+	buf := make([]byte, min(size, 1<<20))
+	var off int64
+	for off < size {
+		n, err := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for w := 0; w < n; {
+			k, werr := unix.Pwrite(dst, buf[w:n], off)
+			if werr == unix.EINTR {
+				continue
+			}
+			if werr != nil {
+				return off, werr
+			}
+			w += k
+			off += int64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+	return off, nil
 }
 
 // copyFD copies size bytes of src from offset 0 to the new file dst:
@@ -230,8 +265,8 @@ func listXattrs(list func([]byte) (int, error)) ([]byte, error) {
 
 // userXattrs reads, with get, the xattrs named in list (as listxattr(2)
 // returns it) but replfs's own; one removed meanwhile is left out.
-func userXattrs(list []byte, get func(name string) ([]byte, error)) (Xattrs, error) {
-	var x Xattrs
+func userXattrs(list []byte, get func(name string) ([]byte, error)) (target.Xattrs, error) {
+	var x target.Xattrs
 	for len(list) > 0 {
 		k := bytes.IndexByte(list, 0)
 		if k < 0 {
@@ -251,7 +286,7 @@ func userXattrs(list []byte, get func(name string) ([]byte, error)) (Xattrs, err
 			return nil, err
 		}
 		if x == nil {
-			x = make(Xattrs)
+			x = make(target.Xattrs)
 		}
 		x[n] = v
 	}
@@ -285,7 +320,7 @@ func growRead(buf []byte, get func([]byte) (int, error)) ([]byte, error) {
 }
 
 // readXattrs reads every xattr of p but replfs's own.
-func readXattrs(p string) (Xattrs, error) {
+func readXattrs(p string) (target.Xattrs, error) {
 	list, err := listXattrs(func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
@@ -299,7 +334,7 @@ func readXattrs(p string) (Xattrs, error) {
 // fdXattrs reads every xattr but replfs's own of file dir/name (name alone
 // when dir is ""), open as fd: one flistxattr when it has none (the
 // common case), without a size query. The path is joined only for an error.
-func fdXattrs(fd int, dir, name string) (Xattrs, error) {
+func fdXattrs(fd int, dir, name string) (target.Xattrs, error) {
 	var buf [1024]byte
 	n, err := unix.Flistxattr(fd, buf[:])
 	list := buf[:max(n, 0)]
@@ -307,7 +342,7 @@ func fdXattrs(fd int, dir, name string) (Xattrs, error) {
 		list, err = listXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 	}
 	if err == nil {
-		var x Xattrs
+		var x target.Xattrs
 		x, err = userXattrs(list, func(n string) ([]byte, error) {
 			return xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
 		})

@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // lister lists the brick's directories for a full hybrid crawl, ahead of
@@ -29,7 +30,7 @@ type lister struct {
 type listing struct {
 	path string
 	g    gfid.GFID
-	ents []DirEntry
+	ents []target.DirEntry
 	err  error
 }
 
@@ -101,7 +102,7 @@ func (l *lister) list(dp string, root bool) listing {
 // next returns the listing of directory g at path dp, the next one the
 // crawl needs; ok is false when the lister does not have it, and from
 // then on the crawl lists for itself.
-func (l *lister) next(dp string, g gfid.GFID) (ents []DirEntry, ok bool) {
+func (l *lister) next(dp string, g gfid.GFID) (ents []target.DirEntry, ok bool) {
 	ls, open := <-l.out
 	if !open || ls.err != nil || ls.path != dp || ls.g != g {
 		return nil, false

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -24,7 +25,7 @@ type Config struct {
 	GFIDXattr  string
 	XtimeXattr string
 	Journal    *journal.Journal
-	Targets    []Target
+	Targets    []target.Target
 
 	SyncJobs      int           // parallel data transfers per target; 0 means 3
 	BatchSize     int           // records per batch; 0 means 8192
@@ -69,7 +70,7 @@ func Start(cfg Config) (*Manager, error) {
 	b := &brickTree{newTree(cfg.Brick, cfg.GFIDXattr, cfg.XtimeXattr)}
 	names := map[string]bool{}
 	for _, t := range cfg.Targets {
-		if err := t.Open(cfg.BrickID); err != nil {
+		if err := t.Open(context.Background(), cfg.BrickID); err != nil {
 			return nil, err
 		}
 		id := t.Name()

@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
 
 const (
@@ -187,7 +189,9 @@ func (m *Mirror) pointer(g gfid.GFID) (gfid.GFID, string, error) {
 }
 
 // Where returns directory g's parent and name.
-func (m *Mirror) Where(g gfid.GFID) (gfid.GFID, string, error) { return m.pointer(g) }
+func (m *Mirror) doWhere(ctx context.Context, g gfid.GFID) (gfid.GFID, string, error) {
+	return m.pointer(g)
+}
 
 // dirRel returns the root-relative path of directory g: cached, or built
 // from the chain of index pointers (no kernel symlink-depth limit). The
@@ -282,11 +286,6 @@ func (m *Mirror) abs(dirRel, name string) string {
 	return m.path + "/" + layout.Join(dirRel, name)
 }
 
-func attrOf(st *unix.Stat_t) Attr {
-	return Attr{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev, Size: st.Size,
-		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino, Nlink: uint32(st.Nlink)}
-}
-
 // childName checks a name the caller wants made, moved or removed in
 // directory parent.
 func (m *Mirror) childName(parent gfid.GFID, name string) error {
@@ -304,21 +303,21 @@ func (m *Mirror) openParent(parent gfid.GFID, name string) (*cachedFD, error) {
 	return m.openDir(parent)
 }
 
-func (m *Mirror) Lookup(parent gfid.GFID, name string) (gfid.GFID, Attr, bool, error) {
+func (m *Mirror) doLookup(ctx context.Context, parent gfid.GFID, name string) (gfid.GFID, target.Attr, bool, error) {
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return gfid.Zero, Attr{}, false, nil
+			return gfid.Zero, target.Attr{}, false, nil
 		}
-		return gfid.Zero, Attr{}, false, err
+		return gfid.Zero, target.Attr{}, false, err
 	}
 	defer d.put()
 	var st unix.Stat_t
 	if err := layout.Lstat(d.fd, name, &st); err != nil {
 		if err == unix.ENOENT || err == unix.ENOTDIR {
-			return gfid.Zero, Attr{}, false, nil
+			return gfid.Zero, target.Attr{}, false, nil
 		}
-		return gfid.Zero, Attr{}, false, &fs.PathError{Op: "lstat", Path: name, Err: err}
+		return gfid.Zero, target.Attr{}, false, &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
 	g, err := layout.GFIDOf(d.fd, name, m.t.gfidX)
 	a := attrOf(&st)
@@ -387,15 +386,15 @@ func (m *Mirror) openDirInode(g gfid.GFID) (inode, error) {
 	return n, nil
 }
 
-func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
+func (m *Mirror) doStat(ctx context.Context, g gfid.GFID) (target.Attr, error) {
 	if m.fresh.Load() && g != gfid.Root {
 		if _, ok := m.made.Load(bucketKey(g)); !ok {
-			return Attr{}, errNoEntry
+			return target.Attr{}, errNoEntry
 		}
 	}
 	n, err := m.open(g)
 	if err != nil {
-		return Attr{}, err
+		return target.Attr{}, err
 	}
 	n.close()
 	a := attrOf(&n.st)
@@ -405,7 +404,7 @@ func (m *Mirror) Stat(g gfid.GFID) (Attr, error) {
 	return a, nil
 }
 
-func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
+func (m *Mirror) doReadDir(ctx context.Context, dir gfid.GFID) ([]target.DirEntry, error) {
 	dd, err := m.openDir(dir)
 	if err != nil {
 		return nil, err
@@ -419,7 +418,7 @@ func (m *Mirror) ReadDir(dir gfid.GFID) ([]DirEntry, error) {
 	return readDirFD(&m.t, fd, m.path, dir == gfid.Root)
 }
 
-func (m *Mirror) Xattrs(g gfid.GFID) (Xattrs, error) {
+func (m *Mirror) doXattrs(ctx context.Context, g gfid.GFID) (target.Xattrs, error) {
 	n, err := m.open(g)
 	if err != nil {
 		return nil, err
@@ -428,7 +427,7 @@ func (m *Mirror) Xattrs(g gfid.GFID) (Xattrs, error) {
 	return xattrsAt(n.fd, n.name)
 }
 
-func (m *Mirror) SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error {
+func (m *Mirror) doSetMeta(ctx context.Context, g gfid.GFID, a target.Attr, x target.Xattrs, what target.Meta) error {
 	n, err := m.open(g)
 	if err != nil {
 		return err
@@ -441,24 +440,24 @@ func (m *Mirror) SetMeta(g gfid.GFID, a Attr, x Xattrs, what Meta) error {
 }
 
 // setMetaAt sets what of a and x on dfd/name (dfd itself when name is "").
-func (m *Mirror) setMetaAt(dfd int, name string, a Attr, x Xattrs, what Meta) error {
+func (m *Mirror) setMetaAt(dfd int, name string, a target.Attr, x target.Xattrs, what target.Meta) error {
 	p := func() string { return m.path + "/…/" + name } // for errors only
-	if what&MetaOwner != 0 {
+	if what&target.MetaOwner != 0 {
 		if err := layout.Chown(dfd, name, a.UID, a.GID); err != nil {
 			return &fs.PathError{Op: "chown", Path: p(), Err: err}
 		}
 	}
-	if what&MetaMode != 0 && a.Type() != sIFLNK {
+	if what&target.MetaMode != 0 && a.Type() != sIFLNK {
 		if err := layout.Chmod(dfd, name, a.Mode&0o7777); err != nil {
 			return &fs.PathError{Op: "chmod", Path: p(), Err: err}
 		}
 	}
-	if what&MetaXattrs != 0 {
+	if what&target.MetaXattrs != 0 {
 		if err := applyXattrsAt(dfd, name, x); err != nil {
 			return fmt.Errorf("xattrs of %s: %w", p(), err)
 		}
 	}
-	if what&MetaTimes != 0 {
+	if what&target.MetaTimes != 0 {
 		if err := layout.Utimes(dfd, name, a.Atime, a.Mtime); err != nil {
 			return &fs.PathError{Op: "utimes", Path: p(), Err: err}
 		}
@@ -514,7 +513,7 @@ func (m *Mirror) dropIndex(g gfid.GFID) error {
 
 // Make creates parent/name as inode g, indexed, with a's owner and mode
 // and the xattrs x.
-func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link string, x Xattrs) error {
+func (m *Mirror) doMake(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID, a target.Attr, link string, x target.Xattrs) error {
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
@@ -557,7 +556,7 @@ func (m *Mirror) Make(parent gfid.GFID, name string, g gfid.GFID, a Attr, link s
 	if err != nil {
 		return fmt.Errorf("mirror %s: index %s: %w", m.path, name, err)
 	}
-	return m.setMetaAt(d.fd, name, a, x, MetaOwner|MetaMode|MetaXattrs)
+	return m.setMetaAt(d.fd, name, a, x, target.MetaOwner|target.MetaMode|target.MetaXattrs)
 }
 
 // linkIndex makes the index entry of non-directory g a hard link to
@@ -572,6 +571,11 @@ func (m *Mirror) linkIndex(g gfid.GFID, dfd int, name string) error {
 	if err != unix.EEXIST {
 		return err
 	}
+	var have, want unix.Stat_t
+	if layout.Lstat(bk.fd, ename, &have) == nil && layout.Lstat(dfd, name, &want) == nil &&
+		have.Ino == want.Ino && have.Dev == want.Dev {
+		return nil // indexed already (a rename of a link over itself would do nothing)
+	}
 	tmp := ename + ".new"
 	unix.Unlinkat(bk.fd, tmp, 0)
 	if err := unix.Linkat(dfd, name, bk.fd, tmp, 0); err != nil {
@@ -580,7 +584,7 @@ func (m *Mirror) linkIndex(g gfid.GFID, dfd int, name string) error {
 	return unix.Renameat(bk.fd, tmp, bk.fd, ename)
 }
 
-func (m *Mirror) Link(g, parent gfid.GFID, name string) error {
+func (m *Mirror) doLink(ctx context.Context, g, parent gfid.GFID, name string) error {
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
@@ -629,7 +633,7 @@ func (m *Mirror) holds(parent gfid.GFID, name string, g gfid.GFID) (*cachedFD, u
 	return d, st, nil
 }
 
-func (m *Mirror) Unlink(parent gfid.GFID, name string, g gfid.GFID) error {
+func (m *Mirror) doUnlink(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error {
 	hd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
@@ -655,7 +659,7 @@ func (m *Mirror) Unlink(parent gfid.GFID, name string, g gfid.GFID) error {
 	return m.editNames(bk.fd, ename, &nameRef{parent, name}, nil)
 }
 
-func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
+func (m *Mirror) doRmdir(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error {
 	hd, _, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
@@ -674,7 +678,7 @@ func (m *Mirror) Rmdir(parent gfid.GFID, name string, g gfid.GFID) error {
 
 // Rename moves oldParent/oldName, holding g, to the free name
 // newParent/newName (limbo included).
-func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.GFID, newName string) error {
+func (m *Mirror) doRename(ctx context.Context, g, oldParent gfid.GFID, oldName string, newParent gfid.GFID, newName string) error {
 	od, st, err := m.holds(oldParent, oldName, g)
 	if err != nil {
 		return err
@@ -710,11 +714,11 @@ func (m *Mirror) Rename(g, oldParent gfid.GFID, oldName string, newParent gfid.G
 	return m.editNames(bk.fd, ename, &drop, &add)
 }
 
-func (m *Mirror) Aside(parent gfid.GFID, name string, g gfid.GFID) error {
-	return m.Rename(g, parent, name, limbo, g.String())
+func (m *Mirror) doAside(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error {
+	return m.Rename(ctx, g, parent, name, limbo, g.String())
 }
 
-func (m *Mirror) Adopt(parent gfid.GFID, name string, g gfid.GFID) error {
+func (m *Mirror) doAdopt(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error {
 	hd, st, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
@@ -729,7 +733,7 @@ func (m *Mirror) Adopt(parent gfid.GFID, name string, g gfid.GFID) error {
 	return m.linkIndex(g, hd.fd, name)
 }
 
-func (m *Mirror) EmptyLimbo() (int, error) {
+func (m *Mirror) doEmptyLimbo(ctx context.Context) (int, error) {
 	fd, err := m.openRel(limboDir)
 	if err != nil {
 		return 0, err
@@ -786,7 +790,7 @@ func (m *Mirror) removeTree(dfd int, name string) error {
 }
 
 // RemoveAll removes parent/name (holding g) and its whole subtree.
-func (m *Mirror) RemoveAll(parent gfid.GFID, name string, g gfid.GFID) error {
+func (m *Mirror) doRemoveAll(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error {
 	hd, _, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
@@ -797,7 +801,7 @@ func (m *Mirror) RemoveAll(parent gfid.GFID, name string, g gfid.GFID) error {
 
 // Sync makes everything durable, and ends the batch's use of cached
 // descriptors.
-func (m *Mirror) Sync() error {
+func (m *Mirror) doSync(ctx context.Context) error {
 	m.dfds.dropAll()
 	m.bfds.dropAll()
 	r, err := m.rootDir()
@@ -807,26 +811,7 @@ func (m *Mirror) Sync() error {
 	return unix.Syncfs(r.FD())
 }
 
-func (m *Mirror) Stime() (time.Time, error) {
-	r, err := m.rootDir()
-	if err != nil {
-		return time.Time{}, err
-	}
-	var v [12]byte
-	n, err := unix.Fgetxattr(r.FD(), m.stimeX, v[:])
-	if err != nil {
-		if err == unix.ENODATA {
-			return time.Time{}, nil
-		}
-		return time.Time{}, err
-	}
-	if n != 12 {
-		return time.Time{}, fmt.Errorf("mirror %s: stime xattr has wrong length", m.path)
-	}
-	return time.Unix(int64(binary.BigEndian.Uint64(v[:8])), int64(binary.BigEndian.Uint32(v[8:]))), nil
-}
-
-func (m *Mirror) SetStime(t time.Time) error {
+func (m *Mirror) doSetStime(ctx context.Context, t time.Time) error {
 	m.fresh.Store(false)
 	r, err := m.rootDir()
 	if err != nil {

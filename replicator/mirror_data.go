@@ -2,10 +2,10 @@ package replicator
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // Names of a non-directory. The xattr pgfid lists the gfids of the
@@ -58,7 +59,7 @@ func (m *Mirror) parentsAt(dfd int, name string) []gfid.GFID {
 	return decodeParents(v)
 }
 
-func (m *Mirror) Parents(g gfid.GFID) ([]gfid.GFID, error) {
+func (m *Mirror) doParents(ctx context.Context, g gfid.GFID) ([]gfid.GFID, error) {
 	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -196,7 +197,7 @@ func closeLive(live []liveName) {
 // tmpFile makes a new regular file in .replfs/tmp with src's content, g's
 // gfid, the names refs and a's attributes; it returns the tmp directory
 // open and the file's name there.
-func (m *Mirror) tmpFile(g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef) (*cachedFD, string, int64, error) {
+func (m *Mirror) tmpFile(g gfid.GFID, src target.Source, a target.Attr, x target.Xattrs, refs []nameRef) (*cachedFD, string, int64, error) {
 	td, err := m.openDir(tmpG)
 	if err != nil {
 		return nil, "", 0, err
@@ -217,12 +218,10 @@ func (m *Mirror) tmpFile(g gfid.GFID, src int, a Attr, x Xattrs, refs []nameRef)
 	return td, name, n, nil
 }
 
-func (m *Mirror) CreateFile(parent gfid.GFID, name string, g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
-	return m.createFrom(parent, name, g, srcFile{int(src.Fd()), src.Name()}, a, x)
-}
-
-// createFrom is CreateFile from a descriptor.
-func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcFile, a Attr, x Xattrs) (int64, error) {
+func (m *Mirror) doCreateFile(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID, src target.Source, a target.Attr, x target.Xattrs) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		return 0, err
@@ -240,7 +239,7 @@ func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcF
 	if err != nil {
 		return 0, err
 	}
-	n, err := m.fillFD(fd, ename, chmod, g, src.fd, a, x, []nameRef{{parent, name}})
+	n, err := m.fillFD(fd, ename, chmod, g, src, a, x, []nameRef{{parent, name}})
 	if err == nil {
 		if err = unix.Linkat(bk.fd, ename, d.fd, name, 0); err == unix.EEXIST {
 			err = fs.ErrExist
@@ -258,7 +257,10 @@ func (m *Mirror) createFrom(parent gfid.GFID, name string, g gfid.GFID, src srcF
 // WriteFile replaces the content of regular file g under every one of its
 // names at once: the new content is written aside, indexed, and renamed
 // over each name.
-func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, error) {
+func (m *Mirror) doWriteFile(ctx context.Context, g gfid.GFID, src target.Source, a target.Attr, x target.Xattrs) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	bk, ename, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -282,13 +284,13 @@ func (m *Mirror) WriteFile(g gfid.GFID, src *os.File, a Attr, x Xattrs) (int64, 
 	if same != old.Nlink-1 {
 		// The name list is incomplete (a crash between two steps): write
 		// in place, which keeps every name but is not atomic.
-		return m.writeInPlace(bk.fd, ename, int(src.Fd()), a, x)
+		return m.writeInPlace(bk.fd, ename, src, a, x)
 	}
 	refs := make([]nameRef, len(live))
 	for i, l := range live {
 		refs[i] = l.nameRef
 	}
-	td, tmp, n, err := m.tmpFile(g, int(src.Fd()), a, x, refs)
+	td, tmp, n, err := m.tmpFile(g, src, a, x, refs)
 	if err != nil {
 		return n, err
 	}
@@ -363,19 +365,19 @@ func (m *Mirror) lockDirs(live []liveName) func() {
 	}
 }
 
-func (m *Mirror) writeInPlace(bfd int, name string, src int, a Attr, x Xattrs) (int64, error) {
+func (m *Mirror) writeInPlace(bfd int, name string, src target.Source, a target.Attr, x target.Xattrs) (int64, error) {
 	fd, err := layout.OpenBeneath(bfd, name, unix.O_WRONLY|unix.O_TRUNC, 0)
 	if err != nil {
 		return 0, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	n, err := m.copyFD(fd, src, a.Size)
+	n, err := m.copySource(fd, src, src.Size())
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return n, err
 	}
-	return n, m.setMetaAt(bfd, name, a, x, MetaAll)
+	return n, m.setMetaAt(bfd, name, a, x, target.MetaAll)
 }
 
 // ownXattr reports replfs's own xattrs, never copied as user data.
@@ -384,7 +386,7 @@ func ownXattr(name string) bool {
 }
 
 // xattrsAt reads every xattr of dfd/name but replfs's own.
-func xattrsAt(dfd int, name string) (Xattrs, error) {
+func xattrsAt(dfd int, name string) (target.Xattrs, error) {
 	list, err := listXattrs(func(b []byte) (int, error) { return layout.Listxattr(dfd, name, b) })
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
@@ -398,7 +400,7 @@ func xattrsAt(dfd int, name string) (Xattrs, error) {
 }
 
 // applyXattrsAt makes dfd/name's xattrs (replfs's own aside) equal to want.
-func applyXattrsAt(dfd int, name string, want Xattrs) error {
+func applyXattrsAt(dfd int, name string, want target.Xattrs) error {
 	have, err := xattrsAt(dfd, name)
 	if err != nil {
 		return err
@@ -415,7 +417,7 @@ func applyXattrsAt(dfd int, name string, want Xattrs) error {
 			continue
 		}
 		if err := layout.Setxattr(dfd, name, n, v, 0); err != nil {
-			return err
+			return &xattrError{n, err}
 		}
 	}
 	return nil

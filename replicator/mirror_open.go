@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // A mirror directory is used only when it is empty, or already a mirror
@@ -168,7 +170,7 @@ func checkTargetInfo(dir string, ti TargetInfo, brickID string) error {
 	case ti.Format != TargetFormat:
 		return fmt.Errorf("mirror %s: unsupported target format %d (this replfs reads %d)", dir, ti.Format, TargetFormat)
 	case ti.Brick != brickID:
-		return fmt.Errorf("mirror %s is already a mirror of another brick (%s)", dir, ti.Brick)
+		return fmt.Errorf("mirror %s is already a mirror %w (%s)", dir, target.ErrOtherBrick, ti.Brick)
 	case ti.Xattr != "trusted" && ti.Xattr != "user":
 		return fmt.Errorf("mirror %s: target.json names unknown xattr namespace %q", dir, ti.Xattr)
 	}
@@ -182,7 +184,12 @@ func (m *Mirror) readInfo() (TargetInfo, bool, error) { return ReadTargetInfo(m.
 // Open checks the mirror directory and makes it a mirror of brickID on
 // first use. A directory that is a brick, a mirror of another brick, or
 // not empty, is refused.
-func (m *Mirror) Open(brickID string) error { return m.openAs(brickID, false) }
+func (m *Mirror) Open(ctx context.Context, brickID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.openAs(brickID, false)
+}
 
 // openAs is Open; adopt accepts a directory that is not empty.
 func (m *Mirror) openAs(brickID string, adopt bool) error {
@@ -317,23 +324,26 @@ func probeXattr(dir string) string {
 }
 
 // Check tells whether the mirror is still there and still the same one.
-func (m *Mirror) Check() error {
+func (m *Mirror) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := os.Lstat(m.path); err != nil {
-		return fmt.Errorf("mirror %s is gone: %w", m.path, err)
+		return target.Down(target.Unavailable, fmt.Errorf("mirror %s is gone: %w", m.path, err))
 	}
 	ti, ok, err := ReadTargetInfo(m.path)
 	if err != nil {
-		return err
+		return target.Down(target.Unavailable, err)
 	}
 	if !ok || ti.ID != m.info.ID {
-		return fmt.Errorf("mirror %s is no longer this mirror (target.json missing or replaced)", m.path)
+		return target.Down(target.Unavailable, fmt.Errorf("mirror %s is no longer this mirror (target.json missing or replaced)", m.path))
 	}
 	if err := unix.Access(m.path, unix.W_OK); err != nil {
-		return fmt.Errorf("mirror %s is not writable: %w", m.path, err)
+		return target.Down(target.Unavailable, fmt.Errorf("mirror %s is not writable: %w", m.path, err))
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(m.path, &sfs); err == nil && sfs.Flags&unix.ST_RDONLY != 0 {
-		return fmt.Errorf("mirror %s is on a read-only filesystem", m.path)
+		return target.Down(target.ReadOnly, fmt.Errorf("mirror %s is on a read-only filesystem", m.path))
 	}
 	return nil
 }

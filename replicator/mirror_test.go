@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -27,7 +29,7 @@ func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 
 	now := time.Now().UnixNano()
 	dirG := gfid.New()
-	if err := m.Make(gfid.Root, "d", dirG, Attr{Mode: sIFDIR | 0o755, Atime: now, Mtime: now}, "", nil); err != nil {
+	if err := m.Make(ctx, gfid.Root, "d", dirG, target.Attr{Mode: sIFDIR | 0o755, Atime: now, Mtime: now}, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	const files = 8
@@ -46,8 +48,8 @@ func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 	for i := range files {
 		g := gfid.New()
 		f := open()
-		a := Attr{Mode: sIFREG | 0o644, Size: 64 << 10, Atime: now, Mtime: now}
-		if _, err := m.CreateFile(dirG, fmt.Sprintf("f%d", i), g, f, a, nil); err != nil {
+		a := target.Attr{Mode: sIFREG | 0o644, Size: 64 << 10, Atime: now, Mtime: now}
+		if _, err := m.CreateFile(ctx, dirG, fmt.Sprintf("f%d", i), g, fileSource(f, a.Size), a, nil); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
@@ -68,8 +70,8 @@ func TestMirrorParallelWriteFilesKeepDirectoryTimes(t *testing.T) {
 				defer wg.Done()
 				f := open()
 				defer f.Close()
-				a := Attr{Mode: sIFREG | 0o644, Size: 64 << 10, Atime: now, Mtime: now + int64(round)}
-				if _, err := m.WriteFile(g, f, a, nil); err != nil {
+				a := target.Attr{Mode: sIFREG | 0o644, Size: 64 << 10, Atime: now, Mtime: now + int64(round)}
+				if _, err := m.WriteFile(ctx, g, fileSource(f, a.Size), a, nil); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -94,7 +96,7 @@ func newTestMirror(t *testing.T, root string) *Mirror {
 	if err := os.Mkdir(m.path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Open("brick-" + gfid.New().String()); err != nil {
+	if err := m.Open(ctx, "brick-"+gfid.New().String()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
@@ -163,7 +165,7 @@ func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 		parent, g gfid.GFID
 		name      string
 	}{{gfid.Root, a, "A"}, {a, d, "D"}} {
-		if err := m.Make(e.parent, e.name, e.g, Attr{Mode: sIFDIR | 0o755, Atime: now, Mtime: now}, "", nil); err != nil {
+		if err := m.Make(ctx, e.parent, e.name, e.g, target.Attr{Mode: sIFDIR | 0o755, Atime: now, Mtime: now}, "", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +180,7 @@ func TestSyncMetaWaitsOutAnAncestorRenameOnTheBrick(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		setPointer(t, brickRoot, a, gfid.Root, "A2")
 	}()
-	s := newSyncer(b, m, zap.NewNop(), &counters{}, 1, false)
+	s := newSyncer(context.Background(), b, m, zap.NewNop(), &counters{}, 1, false)
 	err := s.retry("meta", d, "A2/D", func() error { return s.syncMeta(d) })
 	<-done
 	if err != nil {
@@ -229,14 +231,14 @@ func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
 	}
 
 	m := newTestMirror(t, root)
-	if err := m.Make(gfid.Root, "D", d, Attr{Mode: sIFDIR | 0o755, Atime: old.UnixNano(), Mtime: old.UnixNano()}, "", nil); err != nil {
+	if err := m.Make(ctx, gfid.Root, "D", d, target.Attr{Mode: sIFDIR | 0o755, Atime: old.UnixNano(), Mtime: old.UnixNano()}, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	src, err := os.Open(fp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.CreateFile(d, "f", g, src, Attr{Mode: sIFREG | 0o644, Size: 8, Atime: old.UnixNano(), Mtime: old.UnixNano()}, nil); err != nil {
+	if _, err := m.CreateFile(ctx, d, "f", g, fileSource(src, 8), target.Attr{Mode: sIFREG | 0o644, Size: 8, Atime: old.UnixNano(), Mtime: old.UnixNano()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	src.Close()
@@ -253,7 +255,7 @@ func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
 		if err := os.Chtimes(mdir, time.Now(), time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		s := newSyncer(b, m, zap.NewNop(), &counters{}, 2, false)
+		s := newSyncer(context.Background(), b, m, zap.NewNop(), &counters{}, 2, false)
 		s.replay = replay
 		if err := s.applyRecords([]journal.Record{{Op: journal.OpData, GFID: g}}); err != nil {
 			t.Fatal(err)
@@ -264,4 +266,11 @@ func TestReplayedDataRecordRestoresItsDirectoryTimes(t *testing.T) {
 			t.Logf("a live data record also restored the directory's times")
 		}
 	}
+}
+
+// ctx is the context of the tests' target calls.
+var ctx = context.Background()
+
+func fileSource(f *os.File, size int64) target.Source {
+	return target.FileSource{Fd: int(f.Fd()), Path: f.Name(), Len: size}
 }

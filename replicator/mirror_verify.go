@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,28 +12,26 @@ import (
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
 
-// ErrNotTarget: a directory is not a replfs target.
-var ErrNotTarget = errors.New("not a replfs mirror")
-
-// ErrIndexStale: a directory's gfid-index entry does not lead to it.
-var ErrIndexStale = errors.New("gfid index entry leads elsewhere")
-
 // Attach opens an existing mirror of brickID without changing anything.
-func (m *Mirror) Attach(brickID string) error {
+func (m *Mirror) Attach(ctx context.Context, brickID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	ti, ok, err := m.readInfo()
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s is %w (no %s/target.json)", m.path, ErrNotTarget, gfid.StateDir)
+		return fmt.Errorf("%s is %w (no %s/target.json)", m.path, target.ErrNotTarget, gfid.StateDir)
 	}
 	switch {
 	case ti.Format != TargetFormat:
 		return fmt.Errorf("mirror %s: unsupported target format %d (this replfs reads %d)", m.path, ti.Format, TargetFormat)
 	case ti.Brick != brickID:
-		return fmt.Errorf("%s is a mirror of another brick (%s), not of this one (%s)", m.path, ti.Brick, brickID)
+		return fmt.Errorf("%s is a mirror %w (%s), not of this one (%s)", m.path, target.ErrOtherBrick, ti.Brick, brickID)
 	case ti.Xattr != "trusted" && ti.Xattr != "user":
 		return fmt.Errorf("mirror %s: target.json names unknown xattr namespace %q", m.path, ti.Xattr)
 	}
@@ -44,7 +43,7 @@ func (m *Mirror) Attach(brickID string) error {
 // that the directory there is dir: a stale or missing entry is
 // ErrIndexStale (a directory the walk found by name, that the replicator
 // would not find by gfid), never another directory's listing.
-func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
+func (m *Mirror) doList(ctx context.Context, dir gfid.GFID, hashBelow int64) ([]target.FullEntry, error) {
 	dd, err := m.openDir(dir)
 	if err != nil {
 		if isNoEntry(err) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
@@ -52,7 +51,7 @@ func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
 			if rel, rerr := m.dirRel(dir, 0); rerr == nil {
 				what = "leads to " + m.abs(rel, "") + ", which is not it"
 			}
-			return nil, fmt.Errorf("mirror %s: directory %s: %w (%s: %v)", m.path, dir, ErrIndexStale, what, err)
+			return nil, fmt.Errorf("mirror %s: directory %s: %w (%s: %v)", m.path, dir, target.ErrIndexStale, what, err)
 		}
 		return nil, err
 	}
@@ -65,7 +64,7 @@ func (m *Mirror) List(dir gfid.GFID, hashBelow int64) ([]FullEntry, error) {
 	return listFullFD(&m.t, fd, m.path, dir == gfid.Root, hashBelow)
 }
 
-func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
+func (m *Mirror) doRepoint(ctx context.Context, g, parent gfid.GFID, name string) error {
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		return err
@@ -88,20 +87,20 @@ func (m *Mirror) Repoint(g, parent gfid.GFID, name string) error {
 	return m.setDirPointer(g, parent, name)
 }
 
-func (m *Mirror) LookupFull(parent gfid.GFID, name string) (FullEntry, bool, error) {
+func (m *Mirror) doLookupFull(ctx context.Context, parent gfid.GFID, name string) (target.FullEntry, bool, error) {
 	d, err := m.openParent(parent, name)
 	if err != nil {
 		if isNoEntry(err) {
-			return FullEntry{}, false, nil
+			return target.FullEntry{}, false, nil
 		}
-		return FullEntry{}, false, err
+		return target.FullEntry{}, false, err
 	}
 	defer d.put()
 	e, ok, err := statEntry(&m.t, d.fd, m.path, name)
 	return e, ok && err == nil, err
 }
 
-func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
+func (m *Mirror) doHash(ctx context.Context, g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	bk, name, err := m.bucket(g, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -120,7 +119,7 @@ func (m *Mirror) Hash(g gfid.GFID, size int64) (contenthash.Sum, int64, error) {
 	return s, n, nil
 }
 
-func (m *Mirror) HashDir(dir gfid.GFID, reqs []HashReq) error {
+func (m *Mirror) doHashDir(ctx context.Context, dir gfid.GFID, reqs []target.HashReq) error {
 	d, err := m.openDir(dir)
 	if err != nil {
 		return err
@@ -152,7 +151,7 @@ func hashAt(dfd int, name string, size int64) (contenthash.Sum, int64, error) {
 
 // Relink replaces parent/name with a hard link to g's indexed inode, in
 // one rename (the name never disappears).
-func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
+func (m *Mirror) doRelink(ctx context.Context, g, parent gfid.GFID, name string) error {
 	hd, pst, err := m.holds(parent, name, g)
 	if err != nil {
 		return err
@@ -167,7 +166,7 @@ func (m *Mirror) Relink(g, parent gfid.GFID, name string) error {
 	if err := layout.Lstat(bk.fd, ename, &st); err == unix.ENOENT {
 		// The index has lost g (a crash between making the name and
 		// indexing it, or damage): this name's inode becomes g's.
-		return m.Adopt(parent, name, g)
+		return m.Adopt(ctx, parent, name, g)
 	}
 	if pst.Ino == st.Ino && pst.Dev == st.Dev {
 		// Already that inode (rename(2) of a link over another link of

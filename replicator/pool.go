@@ -1,6 +1,10 @@
 package replicator
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/replfs/replfs/internal/target"
+)
 
 // poolQueue is how many jobs wait for a free goroutine: with the files
 // they copy open and read ahead, it bounds the descriptors and the memory
@@ -28,8 +32,8 @@ type pool struct {
 }
 
 type aheadJob struct {
-	open func() (srcFile, Attr, error)
-	job  func(srcFile, Attr, error) error
+	open func() (srcFile, target.Attr, error)
+	job  func(srcFile, target.Attr, error) error
 }
 
 func newPool(n int) *pool {
@@ -68,7 +72,7 @@ func (p *pool) submit(job func() error) { p.jobs <- job }
 
 // submitRead queues job, to be called with the file open returns (or its
 // error) once a read-ahead of that file has begun.
-func (p *pool) submitRead(open func() (srcFile, Attr, error), job func(srcFile, Attr, error) error) {
+func (p *pool) submitRead(open func() (srcFile, target.Attr, error), job func(srcFile, target.Attr, error) error) {
 	p.ahead <- aheadJob{open, job}
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // RepairOptions tunes a repair.
@@ -105,9 +106,10 @@ func RepairAction(k DiffKind, keepExtra bool) string {
 var ErrNoRepairToResume = errors.New("no interrupted repair to resume")
 
 type repairer struct {
+	ctx   context.Context // the repair's, for every target call
 	brick BrickRef
 	b     *brickTree
-	t     Target
+	t     target.Target
 	opt   RepairOptions
 	res   RepairResult
 	st    RepairState
@@ -119,7 +121,7 @@ type repairer struct {
 // never changes), and walks again until nothing differs (at most
 // MaxPasses rounds). The fixes of a round are checkpointed in StateDir, so
 // that an interrupted repair resumes where it stopped. t must be open.
-func Repair(ctx context.Context, brick BrickRef, t Target, opt RepairOptions) (RepairResult, error) {
+func Repair(ctx context.Context, brick BrickRef, t target.Target, opt RepairOptions) (RepairResult, error) {
 	if opt.Jobs <= 0 {
 		opt.Jobs = 3
 	}
@@ -129,7 +131,7 @@ func Repair(ctx context.Context, brick BrickRef, t Target, opt RepairOptions) (R
 	if opt.Log == nil {
 		opt.Log = zap.NewNop()
 	}
-	r := &repairer{brick: brick, b: brick.tree(), t: t, opt: opt, log: opt.Log,
+	r := &repairer{ctx: ctx, brick: brick, b: brick.tree(), t: t, opt: opt, log: opt.Log,
 		res: RepairResult{ByKind: map[DiffKind]int64{}}}
 	if opt.DryRun {
 		return r.dryRun(ctx)
@@ -311,7 +313,7 @@ func (r *repairer) applyPlan(ctx context.Context) error {
 	}
 	defer f.Close()
 	c := &counters{}
-	s := newSyncer(r.b, r.t, r.log, c, r.opt.Jobs, r.opt.KeepExtra)
+	s := newSyncer(r.ctx, r.b, r.t, r.log, c, r.opt.Jobs, r.opt.KeepExtra)
 	s.onFail = func(what string, g gfid.GFID, where string, err error) {
 		if len(r.res.Failed) < maxListed {
 			r.res.Failed = append(r.res.Failed, VerifyError{Path: where, Err: what + ": " + err.Error()})
@@ -363,7 +365,7 @@ func (r *repairer) applyPlan(ctx context.Context) error {
 	if err := r.flush(s, force); err != nil {
 		return err
 	}
-	if err := r.t.Sync(); err != nil {
+	if err := r.t.Sync(r.ctx); err != nil {
 		return err
 	}
 	r.st.Done = i
@@ -401,15 +403,15 @@ func (r *repairer) fix(s *syncer, d Difference, force map[gfid.GFID]string) erro
 		}
 	case DiffSymlink:
 		return entry(func() error {
-			if err := r.t.Unlink(parent, name, g); err != nil && !isNoEntry(err) {
+			if err := r.t.Unlink(r.ctx, parent, name, g); err != nil && !isNoEntry(err) {
 				return err
 			}
 			return s.converge(parent, name)
 		})
 	case DiffHardlink:
-		return entry(func() error { return r.t.Relink(g, parent, name) })
+		return entry(func() error { return r.relink(g, parent, name) })
 	case DiffIndex:
-		return entry(func() error { return r.t.Repoint(g, parent, name) })
+		return entry(func() error { return r.repoint(g, parent, name) })
 	case DiffSize:
 		s.data[g] = struct{}{}
 	case DiffContent:
@@ -460,6 +462,6 @@ func (r *repairer) copy(g gfid.GFID) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.t.WriteFile(g, f, a, x)
+	_, err = r.t.WriteFile(r.ctx, g, target.FileSource{Fd: int(f.Fd()), Path: f.Name(), Len: a.Size}, a, x)
 	return err
 }

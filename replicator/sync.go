@@ -1,19 +1,20 @@
 package replicator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -24,7 +25,9 @@ type targetError struct{ err error }
 func (e *targetError) Error() string { return e.err.Error() }
 func (e *targetError) Unwrap() error { return e.err }
 
-// classify wraps errors that no retry of a single entry can fix.
+// classify marks errors that end the batch: a target down as a whole (as
+// the target says, target.Down), or the batch cancelled (the daemon
+// stops). Any other error concerns one entry only.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -33,11 +36,8 @@ func classify(err error) error {
 	if errors.As(err, &te) {
 		return err
 	}
-	for _, e := range []syscall.Errno{syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT, syscall.EIO,
-		syscall.ENOTCONN, syscall.ESTALE, syscall.EACCES} {
-		if errors.Is(err, e) {
-			return &targetError{err}
-		}
+	if target.IsDown(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &targetError{err}
 	}
 	return err
 }
@@ -53,8 +53,10 @@ type counters struct {
 // that failed or were overtaken by later ones are harmless, and replaying
 // a batch twice changes nothing the second time.
 type syncer struct {
+	// ctx is the batch's (or crawl's): a syncer lives for one of them.
+	ctx  context.Context
 	b    *brickTree
-	t    Target
+	t    target.Target
 	log  *zap.Logger
 	c    *counters
 	jobs int
@@ -87,8 +89,8 @@ type syncer struct {
 	replay bool
 }
 
-func newSyncer(b *brickTree, t Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
-	return &syncer{b: b, t: t, log: log, c: c, jobs: max(jobs, 1), ignoreDeletes: ignoreDeletes,
+func newSyncer(ctx context.Context, b *brickTree, t target.Target, log *zap.Logger, c *counters, jobs int, ignoreDeletes bool) *syncer {
+	return &syncer{ctx: ctx, b: b, t: t, log: log, c: c, jobs: max(jobs, 1), ignoreDeletes: ignoreDeletes,
 		data: map[gfid.GFID]struct{}{}, meta: map[gfid.GFID]struct{}{}, dirMeta: map[gfid.GFID]struct{}{},
 		walked: map[gfid.GFID]struct{}{}, made: map[gfid.GFID]struct{}{}, hints: map[gfid.GFID]nameRef{},
 		pending: map[gfid.GFID]struct{}{}, known: map[gfid.GFID]struct{}{},
@@ -196,7 +198,7 @@ func (s *syncer) finish() error {
 	}
 	if s.replay {
 		for g := range s.data {
-			ps, err := s.t.Parents(g)
+			ps, err := s.parents(g)
 			if err != nil {
 				return classify(err)
 			}
@@ -224,7 +226,7 @@ func (s *syncer) finish() error {
 			return err
 		}
 	}
-	if n, err := s.t.EmptyLimbo(); err != nil {
+	if n, err := s.t.EmptyLimbo(s.ctx); err != nil {
 		return classify(err)
 	} else if n > 0 {
 		s.log.Debug("limbo emptied", zap.String("target", s.t.Name()), zap.Int("entries", n))
@@ -242,7 +244,7 @@ func (s *syncer) submit(job func() error) {
 
 // submitRead runs job on the pool with the file open returns, after a
 // read-ahead of it.
-func (s *syncer) submitRead(open func() (srcFile, Attr, error), job func(srcFile, Attr, error) error) {
+func (s *syncer) submitRead(open func() (srcFile, target.Attr, error), job func(srcFile, target.Attr, error) error) {
 	if s.pool == nil {
 		s.pool = newPool(s.jobs)
 	}
@@ -269,15 +271,15 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 	if bfound && bg == gfid.Zero {
 		return nil // made behind the mount's back; the next reconcile names it
 	}
-	tg, ta, tfound, err := s.t.Lookup(parent, name)
+	tg, ta, tfound, err := s.t.Lookup(s.ctx, parent, name)
 	if err != nil {
 		return err
 	}
 	if tfound && bfound && tg == bg && ta.Type() == bst.Mode&sIFMT {
-		if _, err := s.t.Stat(bg); isNoEntry(err) {
+		if _, err := s.t.Stat(s.ctx, bg); isNoEntry(err) {
 			// Named but not indexed: a crash between making an entry and
 			// indexing it. Index it, and check its content.
-			if err := s.t.Adopt(parent, name, bg); err != nil {
+			if err := s.adopt(parent, name, bg); err != nil {
 				return err
 			}
 			s.data[bg] = struct{}{}
@@ -302,7 +304,7 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 // evict clears parent/name on the target, which holds g: moved to where
 // the brick has g now if it can be, aside if the brick still has g, else
 // removed with its subtree.
-func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
+func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta target.Attr) error {
 	s.dirMeta[parent] = struct{}{}
 	delete(s.known, g)
 	live := false
@@ -325,44 +327,39 @@ func (s *syncer) evict(parent gfid.GFID, name string, g gfid.GFID, ta Attr) erro
 			}
 		}
 		if ok && dest != (nameRef{parent, name}) {
-			if _, err := s.t.Stat(dest.parent); err == nil {
-				if _, _, taken, err := s.t.Lookup(dest.parent, dest.name); err == nil && !taken {
-					if err := s.t.Rename(g, parent, name, dest.parent, dest.name); err == nil {
+			if _, err := s.t.Stat(s.ctx, dest.parent); err == nil {
+				if _, _, taken, err := s.t.Lookup(s.ctx, dest.parent, dest.name); err == nil && !taken {
+					if err := s.t.Rename(s.ctx, g, parent, name, dest.parent, dest.name); err == nil {
 						s.dirMeta[dest.parent] = struct{}{}
 						return nil
 					}
 				}
 			}
 		}
-		return s.t.Aside(parent, name, g)
+		return s.t.Aside(s.ctx, parent, name, g)
 	}
 	return s.remove(parent, name, g, ta)
 }
 
 // remove deletes parent/name (holding g, which the brick no longer has)
 // from the target; children the brick still has are set aside, not lost.
-func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) error {
+func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta target.Attr) error {
 	if ta.Type() != sIFDIR {
-		return s.t.Unlink(parent, name, g)
+		return s.t.Unlink(s.ctx, parent, name, g)
 	}
 	if g == gfid.Zero {
-		if r, ok := s.t.(treeRemover); ok {
-			return r.RemoveAll(parent, name, g) // made by hand on the target
-		}
-		return fmt.Errorf("directory %s without a gfid: this target cannot remove it", name)
+		return s.removeAll(parent, name, g) // made by hand on the target
 	}
-	ents, err := s.t.ReadDir(g)
+	ents, err := s.t.ReadDir(s.ctx, g)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
 		if e.GFID == gfid.Zero && e.Mode == sIFDIR {
-			if r, ok := s.t.(treeRemover); ok {
-				if err := r.RemoveAll(g, e.Name, e.GFID); err != nil {
-					return err
-				}
-				continue
+			if err := s.removeAll(g, e.Name, e.GFID); err != nil {
+				return err
 			}
+			continue
 		}
 		live := false
 		if e.GFID != gfid.Zero {
@@ -371,16 +368,16 @@ func (s *syncer) remove(parent gfid.GFID, name string, g gfid.GFID, ta Attr) err
 			}
 		}
 		if live {
-			if err := s.t.Aside(g, e.Name, e.GFID); err != nil {
+			if err := s.t.Aside(s.ctx, g, e.Name, e.GFID); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := s.remove(g, e.Name, e.GFID, Attr{Mode: e.Mode}); err != nil {
+		if err := s.remove(g, e.Name, e.GFID, target.Attr{Mode: e.Mode}); err != nil {
 			return err
 		}
 	}
-	return s.t.Rmdir(parent, name, g)
+	return s.t.Rmdir(s.ctx, parent, name, g)
 }
 
 // ensureDir makes sure directory g exists on the target, making its
@@ -392,7 +389,7 @@ func (s *syncer) ensureDir(g gfid.GFID) error {
 	if _, ok := s.known[g]; ok {
 		return nil
 	}
-	if a, err := s.t.Stat(g); err == nil && a.Type() == sIFDIR {
+	if a, err := s.t.Stat(s.ctx, g); err == nil && a.Type() == sIFDIR {
 		s.known[g] = struct{}{}
 		return nil
 	}
@@ -407,7 +404,7 @@ func (s *syncer) ensureDir(g gfid.GFID) error {
 }
 
 // place puts brick inode g (attributes a) at parent/name on the target.
-func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error {
+func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a target.Attr) error {
 	if err := s.ensureDir(parent); err != nil {
 		return err
 	}
@@ -416,15 +413,15 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 		s.deferred = append(s.deferred, nameRef{parent, name})
 		return nil
 	}
-	if ta, err := s.t.Stat(g); err == nil {
+	if ta, err := s.t.Stat(s.ctx, g); err == nil {
 		if ta.Type() == sIFDIR {
-			op, on, err := s.t.Where(g)
+			op, on, err := s.t.Where(s.ctx, g)
 			if err != nil {
 				return err
 			}
-			return s.t.Rename(g, op, on, parent, name)
+			return s.t.Rename(s.ctx, g, op, on, parent, name)
 		}
-		return s.t.Link(g, parent, name)
+		return s.link(g, parent, name)
 	} else if !isNoEntry(err) {
 		return err
 	}
@@ -435,14 +432,14 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 			if d, ok := s.bdirs[parent]; ok {
 				bp = d + "/" + name
 			}
-			open := func() (srcFile, Attr, error) {
+			open := func() (srcFile, target.Attr, error) {
 				if bp != "" {
 					return s.b.openAt(bp, g, a)
 				}
 				return s.b.openIndex(g)
 			}
 			s.pending[g] = struct{}{}
-			s.submitRead(open, func(f srcFile, fa Attr, err error) error {
+			s.submitRead(open, func(f srcFile, fa target.Attr, err error) error {
 				defer func() { f.close() }()
 				return s.retry("create", g, name, func() error {
 					if err != nil || f.fd < 0 {
@@ -459,7 +456,7 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 			return nil
 		}
 		s.data[g] = struct{}{}
-		return s.t.Make(parent, name, g, a, "", nil)
+		return s.t.Make(s.ctx, parent, name, g, a, "", nil)
 	case sIFDIR:
 		bp := ""
 		if d, ok := s.bdirs[parent]; ok {
@@ -477,7 +474,7 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 		if err != nil {
 			return err
 		}
-		if err := s.t.Make(parent, name, g, a, "", x); err != nil {
+		if err := s.t.Make(s.ctx, parent, name, g, a, "", x); err != nil {
 			return err
 		}
 		s.known[g] = struct{}{}
@@ -501,32 +498,22 @@ func (s *syncer) place(parent gfid.GFID, name string, g gfid.GFID, a Attr) error
 		if err != nil {
 			return err
 		}
-		if err := s.t.Make(parent, name, g, a, link, x); err != nil {
+		if err := s.t.Make(s.ctx, parent, name, g, a, link, x); err != nil {
 			return err
 		}
-		return s.t.SetMeta(g, a, x, MetaTimes)
+		return s.t.SetMeta(s.ctx, g, a, x, target.MetaTimes)
 	}
 }
 
 // createFile makes parent/name on the target as regular file g, from f
 // (open on the brick, with attributes a).
-func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFile, a Attr) error {
+func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFile, a target.Attr) error {
 	x, err := fdXattrs(f.fd, "", f.name)
 	if err != nil {
 		return err
 	}
-	var n int64
-	if c, ok := s.t.(fdCreator); ok {
-		n, err = c.createFrom(parent, name, g, f, a, x)
-	} else {
-		var dfd int
-		if dfd, err = unix.Dup(f.fd); err != nil {
-			return err
-		}
-		src := os.NewFile(uintptr(dfd), f.name)
-		n, err = s.t.CreateFile(parent, name, g, src, a, x)
-		src.Close()
-	}
+	src := target.FileSource{Fd: f.fd, Path: f.name, Len: a.Size}
+	n, err := s.t.CreateFile(s.ctx, parent, name, g, src, a, x)
 	if errors.Is(err, fs.ErrExist) {
 		// Taken meanwhile: converge the name again after the pool.
 		s.poolMu.Lock()
@@ -543,7 +530,7 @@ func (s *syncer) createFile(parent gfid.GFID, name string, g gfid.GFID, f srcFil
 
 // syncData brings g's content to the target unless it already has it.
 func (s *syncer) syncData(g gfid.GFID) error {
-	ta, err := s.t.Stat(g)
+	ta, err := s.t.Stat(s.ctx, g)
 	if err != nil {
 		if isNoEntry(err) {
 			return nil // not on the target (yet): its entry decides
@@ -568,7 +555,7 @@ func (s *syncer) syncData(g gfid.GFID) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.t.WriteFile(g, f, a, x)
+	n, err := s.t.WriteFile(s.ctx, g, target.FileSource{Fd: int(f.Fd()), Path: f.Name(), Len: a.Size}, a, x)
 	if err == nil {
 		s.c.bytes.Add(uint64(n))
 		s.c.files.Add(1)
@@ -589,7 +576,7 @@ func (s *syncer) syncMeta(g gfid.GFID) error {
 		}
 		return err
 	}
-	ta, err := s.t.Stat(g)
+	ta, err := s.t.Stat(s.ctx, g)
 	if err != nil {
 		if isNoEntry(err) {
 			return nil
@@ -599,36 +586,36 @@ func (s *syncer) syncMeta(g gfid.GFID) error {
 	if ta.Type() != a.Type() {
 		return nil
 	}
-	var what Meta
+	var what target.Meta
 	if ta.UID != a.UID || ta.GID != a.GID {
-		what |= MetaOwner | MetaMode // chown may clear set-id bits
+		what |= target.MetaOwner | target.MetaMode // chown may clear set-id bits
 	}
 	if ta.Mode&0o7777 != a.Mode&0o7777 {
-		what |= MetaMode
+		what |= target.MetaMode
 	}
 	if ta.Mtime != a.Mtime {
-		what |= MetaTimes
+		what |= target.MetaTimes
 	}
 	bx, err := readXattrs(bp)
 	if err != nil {
 		return err
 	}
-	tx, err := s.t.Xattrs(g)
+	tx, err := s.t.Xattrs(s.ctx, g)
 	if err != nil {
 		return err
 	}
 	if !xattrsEqual(bx, tx) {
-		what |= MetaXattrs | MetaTimes
+		what |= target.MetaXattrs | target.MetaTimes
 	}
 	if what == 0 {
 		return nil
 	}
-	return s.t.SetMeta(g, a, bx, what|MetaTimes)
+	return s.t.SetMeta(s.ctx, g, a, bx, what|target.MetaTimes)
 }
 
 // brickStat is b.stat, through the path of a directory this pass listed
 // while it still holds g (the index pointers are not read).
-func (s *syncer) brickStat(g gfid.GFID) (string, Attr, error) {
+func (s *syncer) brickStat(g gfid.GFID) (string, target.Attr, error) {
 	if d, ok := s.bdirs[g]; ok {
 		var st unix.Stat_t
 		if unix.Lstat(d, &st) == nil && st.Mode&sIFMT == sIFDIR && s.b.at(d, g) == d {
@@ -638,7 +625,7 @@ func (s *syncer) brickStat(g gfid.GFID) (string, Attr, error) {
 	return s.b.stat(g)
 }
 
-func xattrsEqual(a, b Xattrs) bool {
+func xattrsEqual(a, b target.Xattrs) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -666,7 +653,7 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 		return nil
 	}
 	s.walked[g] = struct{}{}
-	var bents []DirEntry
+	var bents []target.DirEntry
 	bdp := ""
 	if s.list != nil {
 		if ents, ok := s.list.next(hint, g); ok {
@@ -705,12 +692,12 @@ func (s *syncer) syncDirAt(g gfid.GFID, hint string, since int64, deep bool) err
 		}
 	}
 	s.bdirs[g] = bdp
-	tents, err := s.t.ReadDir(g)
+	tents, err := s.t.ReadDir(s.ctx, g)
 	if err != nil && !isNoEntry(err) {
 		return err
 	}
 	s.known[g] = struct{}{}
-	onTarget := make(map[string]DirEntry, len(tents))
+	onTarget := make(map[string]target.DirEntry, len(tents))
 	for _, e := range tents {
 		onTarget[e.Name] = e
 	}
@@ -820,7 +807,7 @@ func (s *syncer) flushWhileCopying() func() {
 			case <-stop:
 				return
 			case <-t.C:
-				s.t.Sync()
+				s.t.Sync(s.ctx)
 			}
 		}
 	}()

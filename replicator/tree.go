@@ -16,6 +16,7 @@ import (
 
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // tree reads a brick-shaped directory: gfids in xattrs and a gfid index
@@ -337,7 +338,7 @@ func readNamesFD(fd int, dp string) ([]dirent, error) {
 
 // readDir lists directory dp (.replfs skipped at the root of a brick or
 // mirror) with each entry's attributes and gfid.
-func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
+func readDir(t *tree, dp string, root bool) ([]target.DirEntry, error) {
 	fd, err := t.openDir(dp)
 	if err != nil {
 		return nil, err
@@ -349,12 +350,12 @@ func readDir(t *tree, dp string, root bool) ([]DirEntry, error) {
 // readDirFD is readDir of dp open as fd: each entry is read relative to
 // fd, in inode order. An entry removed meanwhile is left out; a gfid
 // xattr that is not 16 bytes reads as none.
-func readDirFD(t *tree, fd int, dp string, root bool) ([]DirEntry, error) {
+func readDirFD(t *tree, fd int, dp string, root bool) ([]target.DirEntry, error) {
 	names, err := readNamesFD(fd, dp)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DirEntry, 0, len(names))
+	out := make([]target.DirEntry, 0, len(names))
 	for _, d := range names {
 		n := d.name
 		if root && n == gfid.StateDir {
@@ -367,7 +368,7 @@ func readDirFD(t *tree, fd int, dp string, root bool) ([]DirEntry, error) {
 			}
 			return nil, &fs.PathError{Op: "lstat", Path: dp + "/" + n, Err: err}
 		}
-		e := DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}
+		e := target.DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}
 		var g [16]byte
 		k, err := getxattrAt(fd, n, dp+"/"+n, t.gfidX, g[:])
 		switch {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // DiffKind names what differs between a brick entry and its target copy.
@@ -107,7 +108,7 @@ const maxRecheck = 10000
 // per level of the tree per walker), not by the size of the tree.
 type Verifier struct {
 	b     *brickTree
-	t     Target
+	t     target.Target
 	opt   VerifyOptions
 	after int64 // ChangedAfter, unix ns
 
@@ -134,7 +135,7 @@ type hashJob struct {
 	rel    string
 	parent gfid.GFID
 	bpath  string
-	a      Attr
+	a      target.Attr
 	g      gfid.GFID
 	name   string
 	diffs  []Difference // found before hashing, reported with the result
@@ -145,7 +146,7 @@ type hashJob struct {
 const inlineHash = 1 << 20
 
 // NewVerifier prepares a walk of brick against t (already attached).
-func NewVerifier(brick BrickRef, t Target, opt VerifyOptions) *Verifier {
+func NewVerifier(brick BrickRef, t target.Target, opt VerifyOptions) *Verifier {
 	if opt.Workers <= 0 {
 		opt.Workers = max(4, 2*runtime.NumCPU())
 	}
@@ -170,7 +171,7 @@ func (v *Verifier) Run(ctx context.Context) (VerifySummary, error) {
 	if err := unix.Lstat(v.b.root, &rst); err != nil {
 		return v.sum, fmt.Errorf("brick %s: %w", v.b.root, err)
 	}
-	ra, err := v.t.Stat(gfid.Root)
+	ra, err := v.t.Stat(v.ctx, gfid.Root)
 	if err != nil {
 		return v.sum, fmt.Errorf("target %s: root: %w", v.t.Name(), err)
 	}
@@ -189,8 +190,8 @@ func (v *Verifier) Run(ctx context.Context) (VerifySummary, error) {
 	if err != nil {
 		return v.sum, fmt.Errorf("brick %s: %w", v.b.root, err)
 	}
-	troot := FullEntry{DirEntry: DirEntry{GFID: gfid.Root, Mode: sIFDIR, Attr: ra}}
-	if troot.Xattrs, err = v.t.Xattrs(gfid.Root); err != nil {
+	troot := target.FullEntry{DirEntry: target.DirEntry{GFID: gfid.Root, Mode: sIFDIR, Attr: ra}}
+	if troot.Xattrs, err = v.t.Xattrs(v.ctx, gfid.Root); err != nil {
 		return v.sum, fmt.Errorf("target %s: root: %w", v.t.Name(), err)
 	}
 	root.GFID = gfid.Root
@@ -281,12 +282,12 @@ func joinRel(dir, name string) string {
 	return dir + "/" + name
 }
 
-func byName(a, b FullEntry) int { return strings.Compare(a.Name, b.Name) }
+func byName(a, b target.FullEntry) int { return strings.Compare(a.Name, b.Name) }
 
 // walkDir compares directory g (same gfid on both sides; bdp on the
 // brick) entry by entry, in name order, and descends into the
 // subdirectories both sides hold as the same inode.
-func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr) {
+func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da target.Attr) {
 	if v.ctx.Err() != nil {
 		return
 	}
@@ -297,7 +298,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 		hashBelow = inlineHash
 	}
 	bfd, err := v.b.openDir(bdp)
-	var bents []FullEntry
+	var bents []target.FullEntry
 	if err == nil {
 		bents, err = listFullFD(&v.b.tree, bfd, bdp, g == gfid.Root, hashBelow)
 		if err != nil {
@@ -315,10 +316,10 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 		}
 		return
 	}
-	tents, err := v.t.List(g, hashBelow)
+	tents, err := v.t.List(v.ctx, g, hashBelow)
 	if err != nil {
 		unix.Close(bfd)
-		if errors.Is(err, ErrIndexStale) && parent != gfid.Zero {
+		if errors.Is(err, target.ErrIndexStale) && parent != gfid.Zero {
 			// Found by name, not by gfid: what is below it is compared
 			// once repair has pointed the index at it again.
 			v.report(rel, parent, da.Ctime >= v.after, []Difference{{Path: rel, GFID: g.String(), Kind: DiffIndex,
@@ -332,7 +333,7 @@ func (v *Verifier) walkDir(rel string, parent, g gfid.GFID, bdp string, da Attr)
 	slices.SortFunc(bents, byName)
 	slices.SortFunc(tents, byName)
 	dirFlux := da.Mtime >= v.after || da.Ctime >= v.after
-	var subdirs []FullEntry
+	var subdirs []target.FullEntry
 	i, j := 0, 0
 	for i < len(bents) || j < len(tents) {
 		switch {
@@ -377,7 +378,7 @@ func relOrRoot(rel string) string {
 }
 
 // descend walks a subdirectory on an idle walker, or here when none is.
-func (v *Verifier) descend(rel string, parent, g gfid.GFID, bdp string, a Attr) {
+func (v *Verifier) descend(rel string, parent, g gfid.GFID, bdp string, a target.Attr) {
 	select {
 	case v.sem <- struct{}{}:
 		v.walkWG.Add(1)
@@ -425,7 +426,7 @@ func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC333
 // compare reports the differences between brick entry be (at bpath) and
 // target entry te, both named rel in directory parent. It returns true
 // when both are the same directory, to be descended into.
-func (v *Verifier) compare(p entryPath, parent gfid.GFID, be, te FullEntry, small *[]hashJob) bool {
+func (v *Verifier) compare(p entryPath, parent gfid.GFID, be, te target.FullEntry, small *[]hashJob) bool {
 	ds, hash := v.diffEntry(p, parent, be, te)
 	if be.Hashed {
 		v.bytes.Add(be.N)
@@ -468,7 +469,7 @@ func (p entryPath) brick() string { return p.bdir + "/" + p.name }
 
 // diffEntry lists the differences of everything but content; hash tells
 // that the content must be compared too.
-func (v *Verifier) diffEntry(p entryPath, parent gfid.GFID, be, te FullEntry) (ds []Difference, hash bool) {
+func (v *Verifier) diffEntry(p entryPath, parent gfid.GFID, be, te target.FullEntry) (ds []Difference, hash bool) {
 	g := be.GFID
 	rel := ""
 	d := func(k DiffKind, b, t string) {
@@ -513,19 +514,21 @@ func (v *Verifier) diffEntry(p entryPath, parent gfid.GFID, be, te FullEntry) (d
 	// Every name of a non-directory must be the inode its gfid's index
 	// entry holds: hard links stay one inode, and the content read by
 	// gfid is this name's.
-	// Both sides count their index link. When the counts differ, the
-	// names that are not the indexed inode are the broken ones.
-	if be.Mode != sIFDIR && ta.Nlink != a.Nlink {
-		ia, err := v.t.Stat(g)
+	// The brick's count includes its index link, the target's does not
+	// (the contract counts names). When the counts differ, the names that
+	// are not the indexed inode are the broken ones.
+	links := max(a.Nlink, 2) - 1
+	if be.Mode != sIFDIR && ta.Nlink != a.Nlink-1 {
+		ia, err := v.t.Stat(v.ctx, g)
 		switch {
 		case isNoEntry(err):
-			d(DiffHardlink, fmt.Sprintf("%d links", max(a.Nlink, 2)-1), "not indexed")
+			d(DiffHardlink, fmt.Sprintf("%d links", links), "not indexed")
 			return ds, false
 		case err != nil:
 			v.fail(p.rel(), fmt.Errorf("target: %w", err))
 			return ds, false
 		case ia.Ino != ta.Ino:
-			d(DiffHardlink, fmt.Sprintf("%d links", max(a.Nlink, 2)-1), "separate copy")
+			d(DiffHardlink, fmt.Sprintf("%d links", links), "separate copy")
 			return ds, false
 		}
 	}
@@ -533,7 +536,7 @@ func (v *Verifier) diffEntry(p entryPath, parent gfid.GFID, be, te FullEntry) (d
 	return ds, hash
 }
 
-func xattrKeys(x Xattrs) string {
+func xattrKeys(x target.Xattrs) string {
 	names := make([]string, 0, len(x))
 	for k := range x {
 		names = append(names, k)
@@ -545,11 +548,11 @@ func xattrKeys(x Xattrs) string {
 // hashSmall hashes the small files of one directory: on the target in
 // one HashDir call, on the brick through the listing's descriptor.
 func (v *Verifier) hashSmall(dir gfid.GFID, bfd int, jobs []hashJob) {
-	reqs := make([]HashReq, len(jobs))
+	reqs := make([]target.HashReq, len(jobs))
 	for i, j := range jobs {
-		reqs[i] = HashReq{Name: j.name, Size: j.a.Size}
+		reqs[i] = target.HashReq{Name: j.name, Size: j.a.Size}
 	}
-	if err := v.t.HashDir(dir, reqs); err != nil {
+	if err := v.targetHashDir(dir, reqs); err != nil {
 		for i := range reqs {
 			reqs[i].Err = err
 		}
@@ -581,7 +584,7 @@ func (v *Verifier) hash(j hashJob) {
 	var tn int64
 	var terr error
 	if err == nil {
-		ts, tn, terr = v.t.Hash(j.g, j.a.Size)
+		ts, tn, terr = v.targetHash(j.g, j.a.Size)
 	}
 	v.hashed(j, bs, changed, err, ts, tn, terr)
 }
@@ -613,7 +616,7 @@ func (v *Verifier) hashed(j hashJob, bs contenthash.Sum, changed bool, err error
 
 // hashBrick hashes the brick file at p, listed with attributes a; changed
 // tells that it is no longer what was listed, or changed while read.
-func (v *Verifier) hashBrick(p string, a Attr) (contenthash.Sum, bool, error) {
+func (v *Verifier) hashBrick(p string, a target.Attr) (contenthash.Sum, bool, error) {
 	var s contenthash.Sum
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
 	if err == unix.EPERM {
@@ -629,7 +632,7 @@ func (v *Verifier) hashBrick(p string, a Attr) (contenthash.Sum, bool, error) {
 	return v.hashBrickFD(fd, p, a)
 }
 
-func (v *Verifier) hashBrickFD(fd int, p string, a Attr) (contenthash.Sum, bool, error) {
+func (v *Verifier) hashBrickFD(fd int, p string, a target.Attr) (contenthash.Sum, bool, error) {
 	s, n, err := contenthash.FD(fd, a.Size)
 	v.bytes.Add(n)
 	if err != nil {
@@ -680,7 +683,7 @@ func (v *Verifier) recheckOne(it recheckItem) ([]Difference, gfid.GFID) {
 	bpath := bdp + "/" + it.name
 	var bst unix.Stat_t
 	bfound := unix.Lstat(bpath, &bst) == nil
-	te, tfound, err := v.t.LookupFull(it.parent, it.name)
+	te, tfound, err := v.t.LookupFull(v.ctx, it.parent, it.name)
 	if err != nil {
 		return changed, gfid.Zero
 	}
@@ -699,13 +702,13 @@ func (v *Verifier) recheckOne(it recheckItem) ([]Difference, gfid.GFID) {
 	}
 	ds, hash := v.diffEntry(entryPath{name: it.rel}, it.parent, be, te)
 	if be.Mode == sIFDIR && te.Mode == sIFDIR && be.GFID == te.GFID {
-		if _, err := v.t.List(be.GFID, 0); errors.Is(err, ErrIndexStale) {
+		if _, err := v.t.List(v.ctx, be.GFID, 0); errors.Is(err, target.ErrIndexStale) {
 			ds = append(ds, Difference{Kind: DiffIndex})
 		}
 	}
 	if hash {
 		bs, _, err := v.hashBrick(bpath, be.Attr)
-		ts, _, terr := v.t.Hash(be.GFID, be.Attr.Size)
+		ts, _, terr := v.targetHash(be.GFID, be.Attr.Size)
 		if err != nil || terr != nil || bs != ts {
 			ds = append(ds, Difference{Kind: DiffContent})
 		}

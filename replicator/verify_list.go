@@ -9,23 +9,8 @@ import (
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 )
-
-// FullEntry is a directory entry with everything a verify compares
-// besides content: what Target.List returns.
-type FullEntry struct {
-	DirEntry
-	Xattrs Xattrs // user-visible xattrs
-	Link   string // symlink target
-
-	// Hashed: the listing read the content of this regular file (List with
-	// hashBelow above its size). Sum and N are its HighwayHash-256 and
-	// length; HashErr is why it could not be read.
-	Hashed  bool
-	Sum     contenthash.Sum
-	N       int64
-	HashErr error
-}
 
 func openDir(dp string) (int, error) {
 	fd, err := unix.Open(dp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -44,17 +29,17 @@ func openDir(dp string) (int, error) {
 // once and its attributes, gfid, xattrs and content are read through that
 // descriptor (six system calls in all, where listing and hashing apart
 // cost seven and walk the name four times).
-func listFullFD(t *tree, fd int, dp string, root bool, hashBelow int64) ([]FullEntry, error) {
+func listFullFD(t *tree, fd int, dp string, root bool, hashBelow int64) ([]target.FullEntry, error) {
 	names, err := readNamesFD(fd, dp)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]FullEntry, 0, len(names))
+	out := make([]target.FullEntry, 0, len(names))
 	for _, d := range names {
 		if root && d.name == gfid.StateDir {
 			continue
 		}
-		var e FullEntry
+		var e target.FullEntry
 		var ok bool
 		if hashBelow > 0 && d.typ == unix.DT_REG {
 			e, ok, err = openEntry(t, fd, dp, d.name, hashBelow)
@@ -73,7 +58,7 @@ func listFullFD(t *tree, fd int, dp string, root bool, hashBelow int64) ([]FullE
 
 // statEntry reads entry name of directory dfd (path dp) for listFullFD;
 // ok is false when it is gone.
-func statEntry(t *tree, dfd int, dp, name string) (e FullEntry, ok bool, err error) {
+func statEntry(t *tree, dfd int, dp, name string) (e target.FullEntry, ok bool, err error) {
 	p := dp + "/" + name
 	var st unix.Stat_t
 	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -82,7 +67,7 @@ func statEntry(t *tree, dfd int, dp, name string) (e FullEntry, ok bool, err err
 		}
 		return e, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	e = FullEntry{DirEntry: DirEntry{Name: name, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}}
+	e = target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}}
 	var g [16]byte
 	k, err := getxattrAt(dfd, name, p, t.gfidX, g[:])
 	switch {
@@ -118,7 +103,7 @@ func statEntry(t *tree, dfd int, dp, name string) (e FullEntry, ok bool, err err
 // The open neither follows a symlink nor waits (a name that became a fifo
 // since the directory was read); a name that is no longer a regular file,
 // or cannot be opened, is read by statEntry.
-func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (FullEntry, bool, error) {
+func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (target.FullEntry, bool, error) {
 	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
 	fd, err := unix.Openat(dfd, name, flags|unix.O_NOATIME, 0)
 	if err == unix.EPERM { // O_NOATIME on a file of another owner, without CAP_FOWNER
@@ -126,7 +111,7 @@ func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (FullEntry, b
 	}
 	if err != nil {
 		if err == unix.ENOENT {
-			return FullEntry{}, false, nil
+			return target.FullEntry{}, false, nil
 		}
 		e, ok, serr := statEntry(t, dfd, dp, name)
 		if ok && serr == nil && e.Mode == sIFREG && e.Attr.Size < hashBelow {
@@ -139,12 +124,12 @@ func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (FullEntry, b
 	p := func() string { return dp + "/" + name } // for errors only
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return FullEntry{}, false, &fs.PathError{Op: "fstat", Path: p(), Err: err}
+		return target.FullEntry{}, false, &fs.PathError{Op: "fstat", Path: p(), Err: err}
 	}
 	if st.Mode&sIFMT != sIFREG {
 		return statEntry(t, dfd, dp, name)
 	}
-	e := FullEntry{DirEntry: DirEntry{Name: name, Mode: sIFREG, Attr: attrOf(&st)}}
+	e := target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: sIFREG, Attr: attrOf(&st)}}
 	var g [16]byte
 	k, err := unix.Fgetxattr(fd, t.gfidX, g[:])
 	switch {
@@ -169,7 +154,7 @@ func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (FullEntry, b
 // dirXattrs reads the xattrs of entry in directory dfd (path p) but
 // replfs's own, with one listxattr when it has none (the common case)
 // instead of the two a size query costs. dfd < 0: by path.
-func dirXattrs(dfd int, entry, p string) (Xattrs, error) {
+func dirXattrs(dfd int, entry, p string) (target.Xattrs, error) {
 	var buf [1024]byte
 	n, err := listxattrAt(dfd, entry, p, buf[:])
 	if err == unix.ERANGE {
@@ -209,8 +194,8 @@ func listxattrAt(dfd int, entry, p string, buf []byte) (int, error) {
 }
 
 // fullEntry reads one entry as listFull does (for the re-check).
-func fullEntry(t *tree, p string, st *unix.Stat_t) (FullEntry, error) {
-	e := FullEntry{DirEntry: DirEntry{Mode: st.Mode & sIFMT, Attr: attrOf(st)}}
+func fullEntry(t *tree, p string, st *unix.Stat_t) (target.FullEntry, error) {
+	e := target.FullEntry{DirEntry: target.DirEntry{Mode: st.Mode & sIFMT, Attr: attrOf(st)}}
 	var err error
 	if e.GFID, err = t.gfidAt(p); err != nil {
 		return e, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/replfs/replfs/internal/contenthash"
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/target"
 )
 
 // TestListHashesSmallFilesAndListsTheRestAsBefore: a listing that hashes
@@ -47,7 +48,7 @@ func TestListHashesSmallFilesAndListsTheRestAsBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	list := func(hashBelow int64) map[string]FullEntry {
+	list := func(hashBelow int64) map[string]target.FullEntry {
 		fd, err := openDir(root)
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +58,7 @@ func TestListHashesSmallFilesAndListsTheRestAsBefore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := map[string]FullEntry{}
+		m := map[string]target.FullEntry{}
 		for _, e := range ents {
 			m[e.Name] = e
 		}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replfs/replfs/internal/layout"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/journal"
 )
 
@@ -37,7 +38,7 @@ type workerState struct {
 // worker replicates the brick to one target.
 type worker struct {
 	cfg   *Config
-	t     Target
+	t     target.Target
 	b     *brickTree
 	log   *zap.Logger
 	file  string // state file
@@ -246,12 +247,12 @@ func (w *worker) register() {
 // step does one unit of work; idle reports that there was none.
 func (w *worker) step(ctx context.Context) (idle bool, err error) {
 	if !w.opened {
-		if err := w.t.Open(w.cfg.BrickID); err != nil {
+		if err := w.t.Open(ctx, w.cfg.BrickID); err != nil {
 			return false, err
 		}
 		w.opened = true
 	}
-	if err := w.t.Check(); err != nil {
+	if err := w.t.Check(ctx); err != nil {
 		return false, err
 	}
 	w.mu.Lock()
@@ -274,7 +275,7 @@ func (w *worker) step(ctx context.Context) (idle bool, err error) {
 		w.caughtUp()
 		return true, nil
 	}
-	return false, w.apply()
+	return false, w.apply(ctx)
 }
 
 // read fills w.batch with up to BatchSize records of sealed segments
@@ -376,17 +377,17 @@ func (w *worker) checkpointReached() bool {
 }
 
 // apply applies w.batch and advances the cursor.
-func (w *worker) apply() error {
+func (w *worker) apply(ctx context.Context) error {
 	start := time.Now()
 	bytes0, files0, fail0 := w.c.bytes.Load(), w.c.files.Load(), w.c.failures.Load()
-	s := newSyncer(w.b, w.t, w.log, &w.c, w.cfg.SyncJobs, w.cfg.IgnoreDeletes)
+	s := newSyncer(ctx, w.b, w.t, w.log, &w.c, w.cfg.SyncJobs, w.cfg.IgnoreDeletes)
 	w.mu.Lock()
 	s.replay = w.crawl == CrawlHistory
 	w.mu.Unlock()
 	if err := s.applyRecords(w.batch); err != nil {
 		return err
 	}
-	if err := w.t.Sync(); err != nil {
+	if err := w.t.Sync(ctx); err != nil {
 		return classify(err)
 	}
 	last := w.batch[len(w.batch)-1]
@@ -398,7 +399,7 @@ func (w *worker) apply() error {
 	w.pending = [3]int{}
 	crawl := w.crawl
 	w.mu.Unlock()
-	if err := w.t.SetStime(time.Unix(0, last.Time)); err != nil {
+	if err := w.t.SetStime(ctx, time.Unix(0, last.Time)); err != nil {
 		return classify(err)
 	}
 	if err := w.saveState(); err != nil {
@@ -450,14 +451,14 @@ func (w *worker) hybrid(ctx context.Context) error {
 	w.log.Info("hybrid crawl started", zap.String("target", w.t.Name()), zap.Time("since", time.Unix(0, max(since, 0))),
 		zap.Uint64("journal_from", from))
 	bytes0, files0 := w.c.bytes.Load(), w.c.files.Load()
-	s := newSyncer(w.b, w.t, w.log, &w.c, w.cfg.SyncJobs, w.cfg.IgnoreDeletes)
+	s := newSyncer(ctx, w.b, w.t, w.log, &w.c, w.cfg.SyncJobs, w.cfg.IgnoreDeletes)
 	if err := s.hybrid(max(since, 0)); err != nil {
 		return err
 	}
-	if err := w.t.Sync(); err != nil {
+	if err := w.t.Sync(ctx); err != nil {
 		return classify(err)
 	}
-	if err := w.t.SetStime(start); err != nil {
+	if err := w.t.SetStime(ctx, start); err != nil {
 		return classify(err)
 	}
 	w.mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"github.com/replfs/replfs/fs"
 	"github.com/replfs/replfs/internal/exitcode"
 	"github.com/replfs/replfs/internal/options"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/replicator"
 )
 
@@ -351,9 +352,13 @@ func startReplication(srv *fs.Server, mo options.Mount, log *zap.Logger) (func()
 		return nil, err
 	}
 	id, gx, xx := srv.BrickInfo()
-	var targets []replicator.Target
+	var targets []target.Target
 	for _, m := range mo.Mirrors {
-		targets = append(targets, replicator.NewMirror(m))
+		t, err := targetKinds().New(m)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
 	}
 	mgr, err := replicator.Start(replicator.Config{
 		Brick: srv.Brick(), BrickID: id, GFIDXattr: gx, XtimeXattr: xx,

@@ -20,6 +20,7 @@ import (
 
 	rfs "github.com/replfs/replfs/fs"
 	"github.com/replfs/replfs/internal/exitcode"
+	"github.com/replfs/replfs/internal/target"
 	"github.com/replfs/replfs/replicator"
 )
 
@@ -60,17 +61,16 @@ func brickRef(b *rfs.Brick) replicator.BrickRef {
 	return replicator.BrickRef{Root: b.Path, ID: b.Info.ID, GFIDXattr: b.GFIDXattr, XtimeXattr: b.XtimeXattr}
 }
 
-// attachMirror opens TARGET read-only as a mirror of brick b.
-func attachMirror(b *rfs.Brick, arg string) (*replicator.Mirror, error) {
-	abs, err := filepath.Abs(arg)
+// attachTarget opens TARGET read-only as a target of brick b.
+func attachTarget(ctx context.Context, b *rfs.Brick, arg string) (target.Target, error) {
+	t, err := targetKinds().New(arg)
 	if err != nil {
-		return nil, verifyErr("%s: %v", arg, err)
+		return nil, verifyErr("%v", err)
 	}
-	m := replicator.NewMirror(filepath.Clean(abs))
-	if err := m.Attach(b.Info.ID); err != nil {
+	if err := t.Attach(ctx, b.Info.ID); err != nil {
 		return nil, exitcode.Coded{Code: verifyError, Err: err}
 	}
-	return m, nil
+	return t, nil
 }
 
 // daemonTargets returns the targets of the running mount of brick (nil
@@ -146,9 +146,9 @@ the walk goes on).`,
 					return verifyErr("the mount of %s has no targets", args[0])
 				}
 			}
-			var mirrors []*replicator.Mirror
+			var mirrors []target.Target
 			for _, t := range targets {
-				m, err := attachMirror(b, t)
+				m, err := attachTarget(context.Background(), b, t)
 				if err != nil {
 					return err
 				}
@@ -214,7 +214,7 @@ type verifyRun struct {
 const firstShown = 20
 
 // verifyOne verifies one target, feeding the report as it goes.
-func verifyOne(ctx context.Context, b *rfs.Brick, t replicator.Target, opt replicator.VerifyOptions, rep *reportWriter, quiet bool) verifyRun {
+func verifyOne(ctx context.Context, b *rfs.Brick, t target.Target, opt replicator.VerifyOptions, rep *reportWriter, quiet bool) verifyRun {
 	var r verifyRun
 	started := time.Now()
 	if rep != nil {
@@ -468,7 +468,7 @@ is something to do), 2 error.`,
 			if err != nil {
 				return err
 			}
-			m, err := attachMirror(b, args[1])
+			m, err := attachTarget(context.Background(), b, args[1])
 			if err != nil {
 				return err
 			}
@@ -476,10 +476,10 @@ is something to do), 2 error.`,
 				if err := checkNotReplicating(b.Path, m.Name()); err != nil {
 					return err
 				}
-				if err := m.Open(b.Info.ID); err != nil {
+				if err := m.Open(context.Background(), b.Info.ID); err != nil {
 					return exitcode.Coded{Code: verifyError, Err: err}
 				}
-				if err := m.Check(); err != nil {
+				if err := m.Check(context.Background()); err != nil {
 					return exitcode.Coded{Code: verifyError, Err: err}
 				}
 			}

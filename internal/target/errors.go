@@ -16,7 +16,7 @@ var (
 	// ErrNotTarget: a place that is not a replfs target of any brick.
 	ErrNotTarget = errors.New("not a replfs target")
 	// ErrOtherBrick: a target of another brick.
-	ErrOtherBrick = errors.New("a target of another brick")
+	ErrOtherBrick = errors.New("of another brick")
 	// ErrIndexStale: a directory's gfid-index entry does not lead to it.
 	ErrIndexStale = errors.New("gfid index entry leads elsewhere")
 )

@@ -140,8 +140,10 @@ type Target interface {
 	// and mode and the xattrs x. A taken name is ErrExist.
 	Make(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID, a Attr, link string, x Xattrs) error
 	// CreateFile creates parent/name as regular file g holding src's
-	// content, with a's attributes; nothing is visible at parent/name
-	// until it is complete. It returns the bytes written.
+	// content (src.Size() bytes; a source that ends early, a brick file
+	// that shrank, ends the content there; a read error fails the call and
+	// leaves nothing), with a's attributes; nothing is visible at
+	// parent/name until it is complete. It returns the bytes written.
 	CreateFile(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID, src Source, a Attr, x Xattrs) (int64, error)
 	// WriteFile replaces the content of the existing regular file g under
 	// every one of its names at once and sets a's attributes.
