@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/replfs/replfs/internal/layout"
 	"go.uber.org/zap"
 )
 
@@ -22,7 +23,7 @@ type consumersState struct {
 }
 
 func loadConsumers(dir string) (map[string]uint64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, consumersFile))
+	b, err := layout.ReadInfoPath(filepath.Join(dir, consumersFile), layout.MaxInfoSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]uint64{}, nil
 	}

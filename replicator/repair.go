@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replfs/replfs/internal/gfid"
+	"github.com/replfs/replfs/internal/layout"
 	"github.com/replfs/replfs/internal/target"
 )
 
@@ -201,7 +202,7 @@ func Repair(ctx context.Context, brick BrickRef, t target.Target, opt RepairOpti
 // ReadRepairState reads a repair checkpoint; ok is false when there is none.
 func ReadRepairState(dir string) (RepairState, bool, error) {
 	var st RepairState
-	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	data, err := layout.ReadInfoPath(filepath.Join(dir, "state.json"), layout.MaxInfoSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, false, nil
 	}
