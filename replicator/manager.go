@@ -74,8 +74,8 @@ func Start(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 		id := t.Name()
-		if mi, ok := t.(*Mirror); ok {
-			id = mi.ID()
+		if it, ok := t.(target.Identified); ok {
+			id = it.ID()
 		}
 		w := &worker{cfg: &m.cfg, t: t, b: b, log: cfg.Logger, opened: true,
 			file: filepath.Join(cfg.Brick, gfid.StateDir, "state", id+".json"),
@@ -117,8 +117,9 @@ func Start(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Stop stops every worker; a batch in progress is abandoned (its cursor
-// not advanced) and replayed at the next start.
+// Stop cancels every worker and waits for each to return: a batch in
+// progress stops at its next target call, its cursor not advanced, and is
+// replayed at the next start.
 func (m *Manager) Stop() {
 	m.cancel()
 	m.wg.Wait()

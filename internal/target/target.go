@@ -229,3 +229,11 @@ type HashReq struct {
 type TreeRemover interface {
 	RemoveAll(ctx context.Context, parent gfid.GFID, name string, g gfid.GFID) error
 }
+
+// Identified is a target that keeps an identity of its own (a mirror's
+// target.json id), which names its replication state on the brick, so that
+// the state follows the target and not the spelling of its path.
+// Fallback without it: the target's Name.
+type Identified interface {
+	ID() string
+}
