@@ -799,11 +799,9 @@ func (m *Mirror) doRemoveAll(ctx context.Context, parent gfid.GFID, name string,
 	return m.removeTree(hd.fd, name)
 }
 
-// Sync makes everything durable, and ends the batch's use of cached
-// descriptors.
+// Sync makes everything applied so far durable (a crawl also calls it
+// while it copies, to write back as it goes: the descriptor cache stays).
 func (m *Mirror) doSync(ctx context.Context) error {
-	m.dfds.dropAll()
-	m.bfds.dropAll()
 	r, err := m.rootDir()
 	if err != nil {
 		return err
@@ -812,6 +810,10 @@ func (m *Mirror) doSync(ctx context.Context) error {
 }
 
 func (m *Mirror) doSetStime(ctx context.Context, t time.Time) error {
+	// The batch (or crawl) is committed: no descriptor it resolved is kept
+	// past it.
+	m.dfds.dropAll()
+	m.bfds.dropAll()
 	m.fresh.Store(false)
 	r, err := m.rootDir()
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 // the same directory costs no openat2 and no gfid check: an initial sync
 // makes every file of a directory in a row. A descriptor follows its
 // directory through renames, which is what naming directories by gfid
-// means. The cache is emptied at the end of every batch (Sync) and when
+// means. The cache is emptied at the end of every batch (SetStime) and when
 // it grows past its bound, so that no descriptor outlives the batch that
 // resolved it by long; a directory removed by the mirror is dropped at
 // once.

@@ -31,10 +31,41 @@ func (r *Root) MakeBucket(g gfid.GFID) (int, string, error) {
 		return fd, name, err
 	}
 	s := g.String()
-	if err := r.MkdirAll(gfid.IndexDir+"/"+s[0:2]+"/"+s[2:4], 0o700); err != nil {
+	// Most new buckets are a new yy in an existing xx: one mkdirat there
+	// instead of a walk from the root.
+	if xfd, err := r.OpenDir(gfid.IndexDir + "/" + s[0:2]); err == nil {
+		err = unix.Mkdirat(xfd, s[2:4], 0o700)
+		unix.Close(xfd)
+		if err == nil || err == unix.EEXIST {
+			return r.Bucket(g)
+		}
+	}
+	if err := r.mkBucket(s[0:2], s[2:4]); err != nil {
 		return -1, "", err
 	}
 	return r.Bucket(g)
+}
+
+// mkBucket makes .replfs/gfid/xx/yy from the index directory down (the
+// index itself is made by Open).
+func (r *Root) mkBucket(xx, yy string) error {
+	ifd, err := r.OpenDir(gfid.IndexDir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ifd)
+	if err := unix.Mkdirat(ifd, xx, 0o700); err != nil && err != unix.EEXIST {
+		return &fs.PathError{Op: "mkdir", Path: r.Abs(gfid.IndexDir + "/" + xx), Err: err}
+	}
+	xfd, err := OpenBeneath(ifd, xx, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: r.Abs(gfid.IndexDir + "/" + xx), Err: err}
+	}
+	defer unix.Close(xfd)
+	if err := unix.Mkdirat(xfd, yy, 0o700); err != nil && err != unix.EEXIST {
+		return &fs.PathError{Op: "mkdir", Path: r.Abs(gfid.IndexDir + "/" + xx + "/" + yy), Err: err}
+	}
+	return nil
 }
 
 // ReadPointer reads directory pointer bfd/name: the directory's parent
