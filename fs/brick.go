@@ -203,7 +203,7 @@ func (b *Brick) loadInfo() error {
 		if err := b.MarkRunning(); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(p, mustJSON(b.Info)); err != nil {
+		if err := layout.WriteFileAtomicPath(p, mustJSON(b.Info)); err != nil {
 			return fmt.Errorf("brick %s: write brick.json: %w", b.Path, err)
 		}
 	}
@@ -284,36 +284,6 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return append(b, '\n')
-}
-
-// writeFileAtomic writes a file so that a crash leaves the old or the new
-// content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ReadBrick reads an existing brick's identity without locking or changing

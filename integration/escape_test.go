@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,19 +291,7 @@ func runWithin(t testing.TB, d time.Duration, args ...string) result {
 // statusWithin is status, failing the test when the daemon does not answer.
 func statusWithin(t testing.TB, mnt string) map[string]targetStatus {
 	t.Helper()
-	r := runWithin(t, 10*time.Second, "status", "--json", mnt)
-	if r.code != 0 {
-		t.Fatalf("replfs status: exit %d: %s", r.code, r.stderr)
-	}
-	var rows []targetStatus
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-		t.Fatalf("status --json: %v: %q", err, r.stdout)
-	}
-	out := map[string]targetStatus{}
-	for _, row := range rows {
-		out[row.Target] = row
-	}
-	return out
+	return statusRows(t, runWithin(t, 10*time.Second, "status", "--json", mnt))
 }
 
 // settled sets a checkpoint and waits (15 s at most) until the target has

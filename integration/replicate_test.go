@@ -82,7 +82,12 @@ type targetStatus struct {
 
 func status(t testing.TB, path string) map[string]targetStatus {
 	t.Helper()
-	r := run(t, "status", "--json", path)
+	return statusRows(t, run(t, "status", "--json", path))
+}
+
+// statusRows parses the output of replfs status --json by target.
+func statusRows(t testing.TB, r result) map[string]targetStatus {
+	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("replfs status: exit %d: %s", r.code, r.stderr)
 	}

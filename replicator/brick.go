@@ -24,7 +24,7 @@ func (b *brickTree) stat(g gfid.GFID) (string, target.Attr, error) {
 	if err != nil {
 		return "", target.Attr{}, err
 	}
-	return p, attrOf(&st), nil
+	return p, target.AttrOf(&st), nil
 }
 
 func (b *brickTree) readDir(g gfid.GFID) ([]target.DirEntry, error) {
@@ -70,11 +70,11 @@ func (b *brickTree) openAt(p string, g gfid.GFID, listed target.Attr) (srcFile, 
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil && st.Mode&sIFMT == sIFREG {
 			if listed.Ctime != 0 && st.Ino == listed.Ino && st.Ctim.Nano() == listed.Ctime {
-				return srcFile{fd, p}, attrOf(&st), nil
+				return srcFile{fd, p}, target.AttrOf(&st), nil
 			}
 			var v [16]byte
 			if n, xerr := unix.Fgetxattr(fd, b.gfidX, v[:]); xerr == nil && n == 16 && gfid.GFID(v) == g {
-				return srcFile{fd, p}, attrOf(&st), nil
+				return srcFile{fd, p}, target.AttrOf(&st), nil
 			}
 		}
 		unix.Close(fd)
@@ -131,7 +131,7 @@ func (b *brickTree) openIndex(g gfid.GFID) (srcFile, target.Attr, error) {
 		f.close()
 		return srcFile{-1, ""}, target.Attr{}, errNoEntry
 	}
-	return f, attrOf(&st), nil
+	return f, target.AttrOf(&st), nil
 }
 
 func isNoEntry(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -320,7 +320,7 @@ func (m *Mirror) doLookup(ctx context.Context, parent gfid.GFID, name string) (g
 		return gfid.Zero, target.Attr{}, false, &fs.PathError{Op: "lstat", Path: name, Err: err}
 	}
 	g, err := layout.GFIDOf(d.fd, name, m.t.gfidX)
-	a := attrOf(&st)
+	a := target.AttrOf(&st)
 	if a.Type() != sIFDIR && a.Nlink > 0 && g != gfid.Zero {
 		a.Nlink-- // the index link
 	}
@@ -397,7 +397,7 @@ func (m *Mirror) doStat(ctx context.Context, g gfid.GFID) (target.Attr, error) {
 		return target.Attr{}, err
 	}
 	n.close()
-	a := attrOf(&n.st)
+	a := target.AttrOf(&n.st)
 	if a.Type() != sIFDIR {
 		a.Nlink--
 	}
@@ -825,23 +825,16 @@ func (m *Mirror) doSetStime(ctx context.Context, t time.Time) error {
 	return unix.Fsetxattr(r.FD(), m.stimeX, b[:], 0)
 }
 
-// setGFID sets the gfid of the mirror root (Open).
-func (m *Mirror) setGFID(p string, g gfid.GFID) error {
+// setRootGFID gives the mirror root its gfid (Open).
+func (m *Mirror) setRootGFID() error {
 	r, err := m.rootDir()
 	if err != nil {
 		return err
 	}
-	if p != m.path {
-		return fmt.Errorf("mirror %s: setGFID of %s outside the root", m.path, p)
-	}
-	if err := unix.Fsetxattr(r.FD(), m.t.gfidX, g[:], 0); err != nil {
-		return &fs.PathError{Op: "setxattr gfid", Path: p, Err: err}
+	if err := unix.Fsetxattr(r.FD(), m.t.gfidX, gfid.Root[:], 0); err != nil {
+		return &fs.PathError{Op: "setxattr gfid", Path: m.path, Err: err}
 	}
 	return nil
 }
 
 func (m *Mirror) state() string { return m.path + "/" + gfid.StateDir }
-
-// writeFileAtomic writes a file so that a crash leaves the old or the new
-// content, never a mix.
-func writeFileAtomic(path string, data []byte) error { return layout.WriteFileAtomicPath(path, data) }

@@ -235,7 +235,7 @@ func (m *Mirror) openAs(brickID string, adopt bool) error {
 		}
 		unix.Close(fd)
 	}
-	if err := m.setGFID(m.path, gfid.Root); err != nil {
+	if err := m.setRootGFID(); err != nil {
 		return err
 	}
 	if err := m.setDirPointer(gfid.Root, gfid.Zero, ""); err != nil {

@@ -220,7 +220,7 @@ func ReadRepairState(dir string) (RepairState, bool, error) {
 
 func (r *repairer) saveState() error {
 	data, _ := json.MarshalIndent(r.st, "", "  ")
-	return writeFileAtomic(filepath.Join(r.opt.StateDir, "state.json"), append(data, '\n'))
+	return layout.WriteFileAtomicPath(filepath.Join(r.opt.StateDir, "state.json"), append(data, '\n'))
 }
 
 func (r *repairer) addError(e VerifyError) {

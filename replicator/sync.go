@@ -298,7 +298,7 @@ func (s *syncer) converge(parent gfid.GFID, name string) error {
 	if !bfound {
 		return nil
 	}
-	return s.place(parent, name, bg, attrOf(&bst))
+	return s.place(parent, name, bg, target.AttrOf(&bst))
 }
 
 // evict clears parent/name on the target, which holds g: moved to where
@@ -619,7 +619,7 @@ func (s *syncer) brickStat(g gfid.GFID) (string, target.Attr, error) {
 	if d, ok := s.bdirs[g]; ok {
 		var st unix.Stat_t
 		if unix.Lstat(d, &st) == nil && st.Mode&sIFMT == sIFDIR && s.b.at(d, g) == d {
-			return d, attrOf(&st), nil
+			return d, target.AttrOf(&st), nil
 		}
 	}
 	return s.b.stat(g)

@@ -368,7 +368,7 @@ func readDirFD(t *tree, fd int, dp string, root bool) ([]target.DirEntry, error)
 			}
 			return nil, &fs.PathError{Op: "lstat", Path: dp + "/" + n, Err: err}
 		}
-		e := target.DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}
+		e := target.DirEntry{Name: n, Mode: st.Mode & sIFMT, Attr: target.AttrOf(&st)}
 		var g [16]byte
 		k, err := getxattrAt(fd, n, dp+"/"+n, t.gfidX, g[:])
 		switch {

@@ -67,7 +67,7 @@ func statEntry(t *tree, dfd int, dp, name string) (e target.FullEntry, ok bool, 
 		}
 		return e, false, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	e = target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: st.Mode & sIFMT, Attr: attrOf(&st)}}
+	e = target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: st.Mode & sIFMT, Attr: target.AttrOf(&st)}}
 	var g [16]byte
 	k, err := getxattrAt(dfd, name, p, t.gfidX, g[:])
 	switch {
@@ -129,7 +129,7 @@ func openEntry(t *tree, dfd int, dp, name string, hashBelow int64) (target.FullE
 	if st.Mode&sIFMT != sIFREG {
 		return statEntry(t, dfd, dp, name)
 	}
-	e := target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: sIFREG, Attr: attrOf(&st)}}
+	e := target.FullEntry{DirEntry: target.DirEntry{Name: name, Mode: sIFREG, Attr: target.AttrOf(&st)}}
 	var g [16]byte
 	k, err := unix.Fgetxattr(fd, t.gfidX, g[:])
 	switch {
@@ -195,7 +195,7 @@ func listxattrAt(dfd int, entry, p string, buf []byte) (int, error) {
 
 // fullEntry reads one entry as listFull does (for the re-check).
 func fullEntry(t *tree, p string, st *unix.Stat_t) (target.FullEntry, error) {
-	e := target.FullEntry{DirEntry: target.DirEntry{Mode: st.Mode & sIFMT, Attr: attrOf(st)}}
+	e := target.FullEntry{DirEntry: target.DirEntry{Mode: st.Mode & sIFMT, Attr: target.AttrOf(st)}}
 	var err error
 	if e.GFID, err = t.gfidAt(p); err != nil {
 		return e, err

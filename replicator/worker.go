@@ -121,7 +121,7 @@ func (w *worker) saveState() error {
 	if err := os.MkdirAll(filepath.Dir(w.file), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(w.file, append(data, '\n'))
+	return layout.WriteFileAtomicPath(w.file, append(data, '\n'))
 }
 
 func (w *worker) setState(s State, c Crawl) {
